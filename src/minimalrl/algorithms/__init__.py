@@ -1,0 +1,93 @@
+"""minimalrl.algorithms: the paper's algorithms as pure tensor functions plus a registry of records.
+
+- `advantages`: group filters and advantages for (P, G) outcome rewards (`group_advantages`).
+- `losses`: `aggregate` and the token-level policy losses (clipped, no-clip IS, SFT).
+- `kl`: KL-to-reference estimators and token entropy from logits.
+- `ppo`: last-token rewards, GAE, whitening, clipped value loss.
+- `dpo`: the DPO loss and preference pairs.
+- `policy_losses`: every policy loss behind one signature (`POLICY_LOSSES`).
+- `registry`: the `Algorithm` records (`ALGORITHMS`, `get_algorithm`, `describe_registry`).
+"""
+
+from minimalrl.algorithms._lookup import UnknownNameError
+from minimalrl.algorithms.advantages import (
+    GROUP_RULES,
+    GroupRule,
+    broadcast_to_tokens,
+    group_advantages,
+    group_outcome_stats,
+    group_std,
+    keep_all,
+    keep_best_if_correct,
+    keep_correct_and_wrong,
+    keep_correct_fraction_in_band,
+    keep_not_all_correct,
+    keep_not_all_equal,
+    keep_not_all_wrong,
+    mean_std_normalised,
+    ones,
+    reward,
+    reward_minus_mean,
+    reward_over_std,
+)
+from minimalrl.algorithms.dpo import dpo_loss, dpo_policy_loss, make_preference_pairs, pair_indices
+from minimalrl.algorithms.kl import KL_ESTIMATORS, entropy_from_logits, kl_penalty
+from minimalrl.algorithms.losses import (
+    AGGREGATIONS,
+    aggregate,
+    clipped_policy_loss,
+    is_policy_loss,
+    masked_mean,
+    ratio_metrics,
+    sft_loss,
+)
+from minimalrl.algorithms.policy_losses import POLICY_LOSSES, PolicyLossFn, get_policy_loss
+from minimalrl.algorithms.ppo import clipped_value_loss, gae, place_on_last_token, whiten
+from minimalrl.algorithms.registry import ALGORITHMS, Algorithm, describe_registry, get_algorithm
+
+__all__ = [
+    "AGGREGATIONS",
+    "ALGORITHMS",
+    "GROUP_RULES",
+    "KL_ESTIMATORS",
+    "POLICY_LOSSES",
+    "Algorithm",
+    "GroupRule",
+    "PolicyLossFn",
+    "UnknownNameError",
+    "aggregate",
+    "broadcast_to_tokens",
+    "clipped_policy_loss",
+    "clipped_value_loss",
+    "describe_registry",
+    "dpo_loss",
+    "dpo_policy_loss",
+    "entropy_from_logits",
+    "gae",
+    "get_algorithm",
+    "get_policy_loss",
+    "group_advantages",
+    "group_outcome_stats",
+    "group_std",
+    "is_policy_loss",
+    "keep_all",
+    "keep_best_if_correct",
+    "keep_correct_and_wrong",
+    "keep_correct_fraction_in_band",
+    "keep_not_all_correct",
+    "keep_not_all_equal",
+    "keep_not_all_wrong",
+    "kl_penalty",
+    "make_preference_pairs",
+    "masked_mean",
+    "mean_std_normalised",
+    "ones",
+    "pair_indices",
+    "place_on_last_token",
+    "ratio_metrics",
+    "reward",
+    "reward_minus_mean",
+    "reward_over_std",
+    "sft_loss",
+    "whiten",
+]

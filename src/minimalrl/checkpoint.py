@@ -1,0 +1,147 @@
+"""Checkpoints a user can load anywhere, and exact resume.
+
+Layout of OUTPUT/checkpoints/:
+    iter_000008/policy/              the policy (`save_pretrained` + tokenizer)
+    iter_000008/critic.safetensors   PPO's critic, when there is one
+    iter_000008/trainer_state.pt     optimizers, scheduler, RNG states, iteration
+    iter_000008/config.json          the run's config
+    latest                       name of the newest complete checkpoint
+
+A checkpoint is written into a temporary folder and renamed when complete, and `latest` is replaced
+atomically, so a crash or a full disk mid-save never leaves a half-written checkpoint as the latest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+# Fields that may differ on resume: they do not change what the first iterations compute.
+RESUMABLE_CHANGES = frozenset(
+    {"iterations", "eval_every", "save_every", "keep_checkpoints", "threads"}
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be resumed: missing, incomplete, or from another configuration."""
+
+
+@dataclass
+class TrainerState:
+    iteration: int
+    """Iterations completed."""
+    optimizer: dict
+    scheduler: dict
+    critic_optimizer: dict | None
+    rng: dict
+
+
+def rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    root: Path,
+    *,
+    iteration: int,
+    model: nn.Module,
+    tokenizer: object,
+    config: dict,
+    state: TrainerState,
+    critic: nn.Module | None = None,
+    keep: int = 1,
+) -> Path:
+    """Write checkpoint `iter_{iteration}` completely, then point `latest` at it."""
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"iter_{iteration:06d}"
+    final = root / name
+    tmp = root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        model.save_pretrained(tmp / "policy")
+        tokenizer.save_pretrained(tmp / "policy")  # type: ignore[attr-defined]
+        if critic is not None:
+            save_file(
+                {k: v.contiguous() for k, v in critic.state_dict().items()},
+                str(tmp / "critic.safetensors"),
+            )
+        torch.save(state.__dict__, tmp / "trainer_state.pt")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_text_atomic(root / "latest", name + "\n")
+    _prune(root, keep, current=name)
+    return final
+
+
+def _prune(root: Path, keep: int, current: str) -> None:
+    done = sorted(p for p in root.glob("iter_*") if p.is_dir())
+    for old in done[:-keep]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    """The newest complete checkpoint under `root`, or None."""
+    pointer = root / "latest"
+    if not pointer.is_file():
+        return None
+    path = root / pointer.read_text().strip()
+    return path if (path / "trainer_state.pt").is_file() else None
+
+
+def check_config(saved: dict, current: dict, *, force: bool, where: Path) -> None:
+    """Refuse to resume a checkpoint made under a different configuration, unless forced."""
+    diffs = {
+        k: (saved.get(k), current.get(k))
+        for k in sorted(set(saved) | set(current))
+        if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(current.get(k))
+    }
+    if diffs and not force:
+        lines = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diffs.items())
+        raise CheckpointError(
+            f"{where} was made with a different config ({lines}); "
+            "resume with the same config, or pass --force to resume anyway"
+        )
+
+
+def _norm(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def load_trainer_state(path: Path) -> TrainerState:
+    data = torch.load(path / "trainer_state.pt", weights_only=False)
+    return TrainerState(**data)
+
+
+def load_critic_weights(critic: nn.Module, path: Path) -> None:
+    critic.load_state_dict(load_file(str(path / "critic.safetensors")))

@@ -1,0 +1,178 @@
+"""The `minimalrl` command: train, eval, algorithms, plot, compare.
+
+Errors the user can fix (bad data, bad config, unknown names) print one clear line and exit 2;
+nothing ends in a bare traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a policy with one algorithm")
+    p.add_argument("--algo", help="algorithm name (see `minimalrl algorithms`); default grpo")
+    p.add_argument("--config", help="YAML file of TrainConfig fields")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config field (repeatable)",
+    )
+    p.add_argument("--output", required=True, help="run directory (metrics, checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    p.add_argument("--force", action="store_true", help="resume even if the config differs")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy / avg@k / pass@k / maj@k on a benchmark")
+    p.add_argument("--model", default="smollm2-135m-instruct", help="model name or folder")
+    p.add_argument("--benchmark", required=True, help="benchmark name or jsonl path")
+    p.add_argument("--k", type=int, default=1, help="samples per problem")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="sampling temperature (default: 0 for k=1, else 1.0)",
+    )
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--limit", type=int, default=None, help="first N problems only")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences generated together")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--fallback-last-number",
+        action="store_true",
+        help="count the last number when there is no \\boxed{} / #### answer",
+    )
+    p.add_argument("--output", help="write DIR/summary.json and DIR/samples.jsonl")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw the paper's curves for one or several runs")
+    p.add_argument("runs", nargs="+", help="run directories (holding metrics.jsonl)")
+    p.add_argument("--output", help="where the PNG files go (default: the first run)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minimalrl", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_eval(sub)
+    sub.add_parser("algorithms", help="list the registered algorithms")
+    _add_plot(sub)
+    from minimalrl.compare import add_compare_parser
+
+    add_compare_parser(sub)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from minimalrl.config import build_config, parse_assignments
+    from minimalrl.trainer import train
+
+    overrides: dict[str, object] = dict(parse_assignments(args.set))
+    if args.algo:
+        overrides["algo"] = args.algo
+    cfg = build_config(args.config, overrides)
+    records = train(
+        cfg, args.output, resume=args.resume, force=args.force, progress=not args.no_progress
+    )
+    evals = [r["eval_accuracy"] for r in records if r.get("eval_accuracy") is not None]
+    if evals:
+        print(f"eval accuracy: first {evals[0]:.3f}, last {evals[-1]:.3f}")
+    print(f"metrics: {Path(args.output) / 'metrics.jsonl'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from minimalrl.data import load_problems
+    from minimalrl.evaluate import EvalSettings, evaluate, format_summary, write_result
+    from minimalrl.models import load_policy
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    temperature = (
+        args.temperature if args.temperature is not None else (0.0 if args.k == 1 else 1.0)
+    )
+    settings = EvalSettings(
+        k=args.k,
+        temperature=temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        fallback_last_number=args.fallback_last_number,
+    )
+    problems = load_problems(args.benchmark, limit=args.limit)
+    model, tokenizer = load_policy(args.model)
+    model.eval()
+    result = evaluate(model, tokenizer, problems, settings, progress=not args.no_progress)
+    result.summary["model"] = args.model
+    result.summary["benchmark"] = args.benchmark
+    print(format_summary(result.summary))
+    if args.output:
+        write_result(result, args.output)
+        print(f"wrote {args.output}/summary.json and samples.jsonl")
+    return 0
+
+
+def cmd_algorithms(args: argparse.Namespace) -> int:
+    from minimalrl.algorithms import describe_registry
+
+    print(describe_registry())
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from minimalrl.plots import plot_runs
+
+    out = Path(args.output or args.runs[0])
+    for path in plot_runs([Path(r) for r in args.runs], out):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from minimalrl.checkpoint import CheckpointError
+    from minimalrl.config import ConfigError
+    from minimalrl.data import DataError
+    from minimalrl.update import NonFiniteLossError
+
+    args = build_parser().parse_args(argv)
+    commands = {
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "algorithms": cmd_algorithms,
+        "plot": cmd_plot,
+    }
+    if args.command == "compare":
+        from minimalrl.compare import cmd_compare
+
+        commands["compare"] = cmd_compare
+    try:
+        return commands[args.command](args)
+    except (ConfigError, DataError, CheckpointError, FileNotFoundError, ValueError) as err:
+        print(f"minimalrl {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except NonFiniteLossError as err:
+        print(
+            f"minimalrl {args.command}: stopped: {err}; the last good checkpoint is kept",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""The training configuration: one typed dataclass, a docstring per field, validated on creation.
+
+A run is described by this record alone: YAML files and `--set key=value` only fill its fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import types
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: unknown key, wrong type, value out of range."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a training run (the paper's defaults where it gives one)."""
+
+    # --- what is trained, on what
+    algo: str = "grpo"
+    """Algorithm name from the registry (`minimalrl algorithms` lists them)."""
+    model: str = "smollm2-135m-instruct"
+    """The embedded default model, a local transformers folder, or a hub id."""
+    train_data: str = "arithmetic:digits=1,num_ops=1,ops=+,n=160"
+    """Training prompts: a benchmark name, `arithmetic:...` spec, or a jsonl path."""
+    eval_data: str = "arithmetic:digits=1,num_ops=1,ops=+,n=64,split=test"
+    """Held-out prompts for periodic greedy evaluation ("" = none)."""
+    system_prompt: str | None = None
+    """Replaces the chat template's default system prompt when set."""
+
+    # --- rollouts
+    iterations: int = 12
+    """Number of iterations (rollout batch + updates)."""
+    prompts_per_iteration: int = 16
+    """M: prompts sampled per iteration."""
+    samples_per_prompt: int = 4
+    """n: responses sampled per prompt."""
+    max_new_tokens: int = 48
+    """Generation length limit."""
+    temperature: float = 1.0
+    """Sampling temperature (1.0 in the paper)."""
+    top_p: float = 1.0
+    """Nucleus sampling mass."""
+
+    # --- reward
+    correct_reward: float = 1.0
+    """Reward of a right answer."""
+    wrong_reward: float = -1.0
+    """Reward of a wrong answer (−1 in the paper's analysis; its code used 0)."""
+    fallback_last_number: bool = False
+    """Count the last number of a response when it has no \\boxed{} / #### answer."""
+
+    # --- updates
+    epochs: int = 1
+    """E: passes over the rollout batch per iteration."""
+    minibatch_size: int = 64
+    """Responses per optimizer step (the kept samples are split into minibatches of this size)."""
+    micro_batch_size: int = 16
+    """Responses per forward/backward; gradients accumulate up to a minibatch."""
+    lr: float = 1e-5
+    """Policy learning rate (AdamW)."""
+    lr_schedule: str = "constant"
+    """"constant", "linear" or "cosine" decay to 0 after warmup, over the iterations."""
+    warmup_iterations: int = 0
+    """Linear warmup, in iterations (the schedule advances once per iteration, as in verl)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """AdamW betas."""
+    grad_clip: float = 1.0
+    """Max gradient norm (0 = off)."""
+    loss_agg: str = "token_mean"
+    """Loss aggregation: "token_mean", "seq_mean_token_mean" or "seq_mean_token_sum"."""
+    clip_low: float = 0.2
+    """ε_low of the clipped ratio."""
+    clip_high: float = 0.2
+    """ε_high of the clipped ratio."""
+    dual_clip: float | None = None
+    """Dual-clip constant c (3 in the released code) for A < 0; None = off."""
+    kl_coef: float = 0.0
+    """β of the KL penalty to the initial model in the loss (0 = off; 0.001 in released scripts)."""
+    kl_estimator: str = "k3"
+    """KL estimator for the penalty: "k1", "k2" or "k3"."""
+    entropy_coef: float = 0.0
+    """Entropy bonus coefficient (0 = off)."""
+    band_lo: float = 0.0
+    """reinforce_band: lowest kept fraction of correct samples."""
+    band_hi: float = 1.0
+    """reinforce_band: highest kept fraction of correct samples."""
+
+    # --- PPO
+    critic_lr: float = 1e-5
+    """Critic learning rate."""
+    gamma: float = 1.0
+    """GAE discount."""
+    lam: float = 1.0
+    """GAE λ."""
+    value_clip: float = 0.2
+    """ε of the clipped value loss."""
+
+    # --- DPO
+    dpo_beta: float = 0.1
+    """β of the DPO loss."""
+    dpo_reference: str = "iteration"
+    """DPO reference: "iteration" (policy at the start of the iteration) or "initial"."""
+
+    # --- bookkeeping
+    seed: int = 0
+    """Seed of data order, sampling and initialisation."""
+    eval_every: int = 4
+    """Evaluate every this many iterations (and before the first and after the last); 0 = off."""
+    eval_max_new_tokens: int = 0
+    """Generation limit for evaluation (0 = same as max_new_tokens)."""
+    save_every: int = 4
+    """Checkpoint every this many iterations (and at the end); 0 = only at the end."""
+    keep_checkpoints: int = 1
+    """How many periodic checkpoints to keep."""
+    threads: int = 0
+    """torch threads (0 = all cores)."""
+    device: str = "cpu"
+    """"cpu", "cuda", or "auto"."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the field of any value out of range."""
+        from minimalrl.algorithms import get_algorithm
+
+        try:
+            alg = get_algorithm(self.algo)
+        except (KeyError, ValueError) as err:
+            raise ConfigError(f"algo: {err}") from None
+        positive = (
+            "iterations",
+            "prompts_per_iteration",
+            "samples_per_prompt",
+            "max_new_tokens",
+            "epochs",
+            "minibatch_size",
+            "micro_batch_size",
+        )
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.samples_per_prompt < alg.min_group_size:
+            raise ConfigError(
+                f"samples_per_prompt = {self.samples_per_prompt}: {self.algo} compares responses "
+                f"within a prompt's group and needs at least {alg.min_group_size}"
+            )
+        for name in ("lr", "critic_lr", "dpo_beta"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("clip_low", "clip_high", "value_clip"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.clip_low >= 1:
+            raise ConfigError(f"clip_low must be < 1, got {self.clip_low}")
+        if self.dual_clip is not None and self.dual_clip <= 1:
+            raise ConfigError(f"dual_clip must be > 1 (or None), got {self.dual_clip}")
+        if not 0 <= self.band_lo <= self.band_hi <= 1:
+            raise ConfigError(
+                f"need 0 <= band_lo <= band_hi <= 1, got {self.band_lo}, {self.band_hi}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        for name in (
+            "temperature",
+            "kl_coef",
+            "entropy_coef",
+            "weight_decay",
+            "grad_clip",
+            "warmup_iterations",
+            "eval_every",
+            "save_every",
+            "threads",
+            "eval_max_new_tokens",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.correct_reward <= self.wrong_reward:
+            raise ConfigError("correct_reward must be greater than wrong_reward")
+        choices = {
+            "lr_schedule": ("constant", "linear", "cosine"),
+            "loss_agg": ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum"),
+            "kl_estimator": ("k1", "k2", "k3"),
+            "dpo_reference": ("iteration", "initial"),
+            "device": ("cpu", "cuda", "auto"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.keep_checkpoints < 1:
+            raise ConfigError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: object) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def field_docs(cls: type = TrainConfig) -> dict[str, str]:
+    """Each field's docstring (the string literal after it), read from the source."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, nxt in itertools.pairwise(body):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            value = getattr(nxt.value, "value", None)
+            if isinstance(value, str):
+                docs[node.target.id] = value  # type: ignore[union-attr]
+    return docs
+
+
+def _field_type(name: str) -> tuple[object, bool]:
+    """The declared type of a field, without `| None`, and whether None is allowed."""
+    tp = typing.get_type_hints(TrainConfig)[name]
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = typing.get_args(tp)
+        return next(a for a in args if a is not type(None)), type(None) in args
+    return tp, False
+
+
+def _coerce(name: str, value: object) -> object:
+    """Convert a YAML or command-line value to the field's declared type."""
+    base, optional = _field_type(name)
+    if optional and (value is None or str(value).lower() in ("none", "null")):
+        return None
+    text = str(value).lower()
+    try:
+        if base is bool:
+            if isinstance(value, bool) or text in ("true", "false", "1", "0", "yes", "no"):
+                return value if isinstance(value, bool) else text in ("true", "1", "yes")
+            raise ValueError(value)
+        if base is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)  # type: ignore[arg-type]
+        if base is float:
+            return float(value)  # type: ignore[arg-type]
+        if typing.get_origin(base) is tuple:
+            items = value if isinstance(value, list | tuple) else str(value).split(",")
+            return tuple(float(v) for v in items)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: cannot read {value!r} as {base}") from None
+
+
+def build_config(
+    file: str | Path | None = None, overrides: dict[str, object] | None = None
+) -> TrainConfig:
+    """TrainConfig from defaults, then a YAML file, then explicit overrides (later wins)."""
+    values: dict[str, object] = {}
+    known = {f.name for f in fields(TrainConfig)}
+    if file is not None:
+        path = Path(file)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of config keys")
+        for key, value in loaded.items():
+            if key not in known:
+                raise ConfigError(f"{path}: unknown config key {key!r}; known: {sorted(known)}")
+            values[key] = _coerce(key, value)
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {key!r}; known: {sorted(known)}")
+        values[key] = _coerce(key, value)
+    return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """`["lr=1e-5", "algo=raft"]` -> {"lr": "1e-5", "algo": "raft"}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out

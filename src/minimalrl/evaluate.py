@@ -1,0 +1,214 @@
+"""The evaluation harness: greedy accuracy or avg@k, pass@k and maj@k on any math benchmark.
+
+avg@k is the mean accuracy over k samples per problem (the paper's average@16); pass@k uses the
+unbiased estimator of Chen et al. (2021); maj@k scores the most frequent extracted answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import PreTrainedTokenizerBase
+
+from minimalrl.data import Problem, build_prompts
+from minimalrl.reward import extract_answer, last_number, verify_batch
+from minimalrl.rollout import HFBackend, RolloutBackend, SamplingParams
+
+GROUP_KEYS = ("subject", "level", "type")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 − C(n−c, k) / C(n, k)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def majority_correct(answers: list[str | None], verdicts: list[bool]) -> bool:
+    """Is the most frequent extracted answer (ties: the first seen) a correct one?"""
+    votes = Counter(a.strip() for a in answers if a)
+    if not votes:
+        return False
+    top = votes.most_common(1)[0][0]
+    return any(v for a, v in zip(answers, verdicts) if a and a.strip() == top)
+
+
+@dataclass
+class EvalSettings:
+    """How a benchmark is evaluated."""
+
+    k: int = 1
+    """Samples per problem (1 with temperature 0 = greedy accuracy)."""
+    temperature: float = 0.0
+    """0 = greedy; the paper's avg@16 uses 1.0."""
+    top_p: float = 1.0
+    """Nucleus sampling mass."""
+    max_new_tokens: int = 512
+    """Generation limit per response."""
+    batch_size: int = 32
+    """Sequences generated together."""
+    seed: int = 0
+    """Sampling seed."""
+    fallback_last_number: bool = False
+    """Count the last number of a response that has no \\boxed{} / #### answer."""
+    system_prompt: str | None = None
+    """Replaces the chat template's default system prompt when set."""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.k > 1 and self.temperature <= 0:
+            raise ValueError("k > 1 samples need temperature > 0 (greedy samples are identical)")
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise ValueError("max_new_tokens and batch_size must be >= 1")
+
+
+@dataclass
+class EvalResult:
+    summary: dict
+    samples: list[dict] = field(default_factory=list)
+
+
+def _score_problem(problem: Problem, responses: list[str], verdicts: list[bool], k: int) -> dict:
+    answers = [extract_answer(r) for r in responses]
+    c = sum(verdicts)
+    row = {"accuracy": c / k, "maj": float(majority_correct(answers, verdicts))}
+    j = 1
+    while j <= k:
+        row[f"pass@{j}"] = pass_at_k(k, c, j)
+        j *= 2
+    row[f"pass@{k}"] = pass_at_k(k, c, k)
+    return row
+
+
+def _summarise(rows: list[dict], problems: list[Problem], k: int) -> dict:
+    keys = list(rows[0]) if rows else []
+    overall = {key: sum(r[key] for r in rows) / len(rows) for key in keys}
+    summary: dict = {"problems": len(rows), "k": k, **overall}
+    summary[f"avg@{k}"] = overall.get("accuracy", 0.0)
+    summary[f"maj@{k}"] = overall.get("maj", 0.0)
+    for gk in GROUP_KEYS:
+        groups: dict[str, list[float]] = defaultdict(list)
+        for r, p in zip(rows, problems):
+            if gk in p.meta:
+                groups[str(p.meta[gk])].append(r["accuracy"])
+        if groups:
+            summary[f"by_{gk}"] = {g: sum(v) / len(v) for g, v in sorted(groups.items())}
+    return summary
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    problems: list[Problem],
+    settings: EvalSettings,
+    *,
+    backend: RolloutBackend | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Generate k responses per problem, verify them, and summarise accuracy."""
+    if not problems:
+        raise ValueError("no problems to evaluate")
+    backend = backend or HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
+    prompts = build_prompts(tokenizer, problems, system_prompt=settings.system_prompt)
+    ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad less
+    per_batch = max(1, settings.batch_size // settings.k)
+    responses: list[list[str]] = [[] for _ in problems]
+    tokens = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(problems), desc="eval", disable=not progress, unit="problem")
+    for b in range(0, len(order), per_batch):
+        chunk = order[b : b + per_batch]
+        params = SamplingParams(
+            n=settings.k,
+            max_new_tokens=settings.max_new_tokens,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            seed=settings.seed + b,
+        )
+        out = backend.generate([ids[i] for i in chunk], params)
+        tokens += int(out.response_mask_BR.sum())
+        texts = tokenizer.batch_decode(
+            out.response_ids_BR.masked_fill(out.response_mask_BR == 0, tokenizer.pad_token_id),
+            skip_special_tokens=True,
+        )
+        for row, text in enumerate(texts):
+            responses[chunk[row // settings.k]].append(text)
+        bar.update(len(chunk))
+    bar.close()
+    seconds = time.perf_counter() - start
+    flat = [r for rs in responses for r in rs]
+    golds = [p.answer for p, rs in zip(problems, responses) for _ in rs]
+    verdicts = verify_batch(flat, golds, fallback_last_number=settings.fallback_last_number)
+    rows, samples = [], []
+    for i, p in enumerate(problems):
+        v = verdicts[i * settings.k : (i + 1) * settings.k]
+        rows.append(_score_problem(p, responses[i], v, settings.k))
+        for j, (text, ok) in enumerate(zip(responses[i], v)):
+            answer = extract_answer(text)
+            if answer is None and settings.fallback_last_number:
+                answer = last_number(text)
+            samples.append(
+                {
+                    "id": p.id,
+                    "sample": j,
+                    "question": p.question,
+                    "gold": p.answer,
+                    "response": text,
+                    "extracted": answer,
+                    "correct": bool(ok),
+                }
+            )
+    summary = _summarise(rows, problems, settings.k)
+    summary.update(
+        seconds=seconds,
+        generated_tokens=tokens,
+        problems_per_second=len(problems) / seconds,
+        tokens_per_second=tokens / seconds,
+        settings=settings.__dict__,
+    )
+    return EvalResult(summary, samples)
+
+
+def write_result(result: EvalResult, output: str | Path) -> None:
+    """DIR/summary.json and DIR/samples.jsonl (every response, its answer and verdict)."""
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+    with open(out / "samples.jsonl", "w") as f:
+        for s in result.samples:
+            f.write(json.dumps(s) + "\n")
+
+
+def format_summary(summary: dict) -> str:
+    """A few human lines: the headline numbers and the per-group accuracies."""
+    k = summary["k"]
+    head = f"problems {summary['problems']}  "
+    if k == 1:
+        head += f"accuracy {summary['accuracy']:.3f}"
+    else:
+        head += (
+            f"avg@{k} {summary[f'avg@{k}']:.3f}  pass@{k} {summary[f'pass@{k}']:.3f}  "
+            f"maj@{k} {summary[f'maj@{k}']:.3f}"
+        )
+    lines = [
+        head,
+        f"{summary['seconds']:.1f} s, {summary['problems_per_second']:.2f} problems/s, "
+        f"{summary['tokens_per_second']:.1f} generated tokens/s",
+    ]
+    for gk in GROUP_KEYS:
+        for g, acc in summary.get(f"by_{gk}", {}).items():
+            lines.append(f"  {gk} {g}: {acc:.3f}")
+    return "\n".join(lines)

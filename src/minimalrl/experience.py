@@ -1,0 +1,167 @@
+"""From a rollout to training experience: rewards, the kept set, per-token advantages, units.
+
+Every choice here is read off the algorithm's registry record (`advantage`, `advantage_source`,
+`needs_pairs`); the math is the registry's pure functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from minimalrl.algorithms import (
+    Algorithm,
+    broadcast_to_tokens,
+    gae,
+    group_advantages,
+    kl_penalty,
+    make_preference_pairs,
+    masked_mean,
+    pair_indices,
+    place_on_last_token,
+    whiten,
+)
+from minimalrl.logprobs import response_logprobs
+from minimalrl.rollout import Rollout
+
+
+@dataclass
+class Experience:
+    """A scored rollout batch of B = P·G responses, ready for minibatch updates."""
+
+    rollout: Rollout
+    rewards_PG: torch.Tensor
+    correct_PG: torch.Tensor
+    keep_PG: torch.Tensor
+    advantages_BR: torch.Tensor
+    """Per-token advantages (0 on pads and on filtered-out responses)."""
+    loss_ref_logp_BR: torch.Tensor
+    """The log-probs the loss compares against: π_old for ratio losses, π_ref for DPO."""
+    units: list[list[int]]
+    """Training units: rows updated together (one response, or a (chosen, rejected) pair)."""
+    returns_BR: torch.Tensor | None = None
+    old_values_BR: torch.Tensor | None = None
+    ref_logp_BR: torch.Tensor | None = None
+    """Log-probs under the initial model (KL penalty and the kl_to_init curve)."""
+
+
+@torch.inference_mode()
+def batched_logprobs(model: nn.Module, ro: Rollout, micro_batch: int) -> torch.Tensor:
+    """`response_logprobs` of a whole rollout, micro-batch by micro-batch, without gradients."""
+    parts = []
+    for s in range(0, ro.response_ids_BR.shape[0], micro_batch):
+        sl = slice(s, s + micro_batch)
+        lp, _ = response_logprobs(
+            model,
+            ro.prompt_ids_BP[sl],
+            ro.prompt_mask_BP[sl],
+            ro.response_ids_BR[sl],
+            ro.response_mask_BR[sl],
+        )
+        parts.append(lp)
+    return torch.cat(parts)
+
+
+@torch.inference_mode()
+def critic_values(critic: nn.Module, ro: Rollout, micro_batch: int) -> torch.Tensor:
+    """The critic's values (B, R) of the rollout's states, without gradients."""
+    parts = [
+        critic(
+            ro.prompt_ids_BP[s : s + micro_batch],
+            ro.prompt_mask_BP[s : s + micro_batch],
+            ro.response_ids_BR[s : s + micro_batch],
+            ro.response_mask_BR[s : s + micro_batch],
+        )
+        for s in range(0, ro.response_ids_BR.shape[0], micro_batch)
+    ]
+    return torch.cat(parts)
+
+
+def build_experience(
+    alg: Algorithm,
+    ro: Rollout,
+    correct_B: torch.Tensor,
+    *,
+    group_size: int,
+    correct_reward: float,
+    wrong_reward: float,
+    band: tuple[float, float],
+    ref_logp_BR: torch.Tensor | None,
+    critic: nn.Module | None,
+    gamma: float,
+    lam: float,
+    pair_rng: torch.Generator,
+    pair_reference: str,
+    micro_batch: int,
+) -> Experience:
+    """Rewards -> filter + advantages (group or critic) -> the units the update iterates over."""
+    mask_BR = ro.response_mask_BR
+    correct_PG = correct_B.view(-1, group_size)
+    rewards_PG = torch.where(correct_PG, correct_reward, wrong_reward).float()
+    adv_PG, keep_PG = group_advantages(
+        alg.advantage,
+        rewards_PG,
+        correct_reward=correct_reward,
+        wrong_reward=wrong_reward,
+        lo=band[0],
+        hi=band[1],
+    )
+    keep_B = keep_PG.reshape(-1)
+    exp_kwargs: dict = {}
+    if alg.advantage_source == "critic":
+        assert critic is not None, "an algorithm with a critic needs one"
+        values_BR = critic_values(critic, ro, micro_batch)
+        token_rewards_BR = place_on_last_token(rewards_PG.reshape(-1), mask_BR)
+        adv_BR, returns_BR = gae(token_rewards_BR, values_BR, mask_BR, gamma, lam)
+        adv_BR = whiten(adv_BR, mask_BR * keep_B[:, None])
+        exp_kwargs = {"returns_BR": returns_BR, "old_values_BR": values_BR}
+    else:
+        adv_BR = broadcast_to_tokens(adv_PG.reshape(-1), mask_BR)
+    if alg.needs_pairs:
+        pairs = make_preference_pairs(rewards_PG, pair_rng, correct_reward=correct_reward)
+        chosen_K, rejected_K = pair_indices(pairs, group_size)
+        units = [[int(c), int(r)] for c, r in zip(chosen_K, rejected_K)]
+    else:
+        units = [[int(b)] for b in keep_B.nonzero().squeeze(1)]
+    loss_ref = ro.old_logp_BR
+    if alg.needs_pairs and pair_reference == "initial":
+        loss_ref = ref_logp_BR
+    assert loss_ref is not None
+    return Experience(
+        rollout=ro,
+        rewards_PG=rewards_PG,
+        correct_PG=correct_PG,
+        keep_PG=keep_PG,
+        advantages_BR=adv_BR,
+        loss_ref_logp_BR=loss_ref,
+        units=units,
+        ref_logp_BR=ref_logp_BR,
+        **exp_kwargs,
+    )
+
+
+def rollout_metrics(exp: Experience, entropy_BR: torch.Tensor | None) -> dict[str, float]:
+    """The paper's curves measured on the rollout batch (before any update)."""
+    ro = exp.rollout
+    mask_BR = ro.response_mask_BR
+    P = exp.rewards_PG.shape[0]
+    all_correct = exp.correct_PG.all(-1)
+    all_wrong = ~exp.correct_PG.any(-1)
+    kept_rows = sorted({b for unit in exp.units for b in unit})
+    metrics = {
+        "reward_mean": float(exp.rewards_PG.mean()),
+        "accuracy": float(exp.correct_PG.float().mean()),
+        "response_length": float(mask_BR.sum(-1).float().mean()),
+        "prompts_all_correct": float(all_correct.sum()) / P,
+        "prompts_all_wrong": float(all_wrong.sum()) / P,
+        "prompts_kept": float(exp.keep_PG.any(-1).sum()) / P,
+        "samples_kept": len(kept_rows),
+        "entropy": float(masked_mean(entropy_BR, mask_BR)) if entropy_BR is not None else None,
+        "kl_to_init": None,
+    }
+    if exp.ref_logp_BR is not None:
+        kl_BR = kl_penalty(ro.old_logp_BR, exp.ref_logp_BR, "k3")
+        metrics["kl_to_init"] = float(masked_mean(kl_BR, mask_BR))
+    return metrics

@@ -1,0 +1,70 @@
+"""The paper's curves from metrics.jsonl files: one PNG per measurement, one line per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no screen needed
+import matplotlib.pyplot as plt
+
+from minimalrl.metrics import read_metrics
+
+# (metric key, axis label, file stem): the curves PAPER.md lists under "What the paper measures".
+CURVES = (
+    ("eval_accuracy", "held-out accuracy (greedy)", "eval_accuracy"),
+    ("accuracy", "training accuracy (rollouts)", "accuracy"),
+    ("reward_mean", "mean training reward", "reward"),
+    ("entropy", "policy entropy (nats/token)", "entropy"),
+    ("kl_to_init", "KL to the initial model (k3, per token)", "kl_to_init"),
+    ("response_length", "response length (tokens)", "response_length"),
+    ("prompts_kept", "fraction of prompts kept", "prompts_kept"),
+)
+
+
+def series(records: list[dict], key: str) -> tuple[list[int], list[float]]:
+    """(iterations, values) of one metric, skipping records where it is absent or null."""
+    pts = [(r["iteration"], r[key]) for r in records if r.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def label_of(run: Path) -> str:
+    return run.name
+
+
+def plot_metric(
+    runs: dict[str, list[dict]], key: str, ylabel: str, path: Path, title: str | None = None
+) -> Path | None:
+    """One PNG of `key` against iteration for every run that has it; None if none has."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    drawn = False
+    for label, records in runs.items():
+        xs, ys = series(records, key)
+        if xs:
+            ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=label)
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_runs(run_dirs: list[Path], output: Path, *, prefix: str = "") -> list[Path]:
+    """Every curve of CURVES for the given runs, as OUTPUT/{prefix}{stem}.png."""
+    output.mkdir(parents=True, exist_ok=True)
+    runs = {label_of(d): read_metrics(d) for d in run_dirs}
+    written = []
+    for key, ylabel, stem in CURVES:
+        path = plot_metric(runs, key, ylabel, output / f"{prefix}{stem}.png")
+        if path is not None:
+            written.append(path)
+    return written

@@ -1,0 +1,103 @@
+"""The rollout seam: a backend samples responses; `rollout` adds the sampling policy's log-probs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from minimalrl.logprobs import response_logprobs
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How responses are sampled."""
+
+    n: int = 1
+    """Responses per prompt."""
+    max_new_tokens: int = 256
+    """Generation stops after this many tokens (or at EOS)."""
+    temperature: float = 1.0
+    """Softmax temperature; 0 means greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1.0 = off)."""
+    seed: int = 0
+    """Seed of the sampling generator: the same seed gives the same responses."""
+
+
+@dataclass
+class Rollout:
+    """A batch of B = prompts × n sampled responses, in the layout `response_logprobs` takes."""
+
+    prompt_ids_BP: torch.Tensor
+    prompt_mask_BP: torch.Tensor
+    response_ids_BR: torch.Tensor
+    response_mask_BR: torch.Tensor
+    prompt_index_B: torch.Tensor
+    """Which prompt of the input list each row answers (rows of a prompt are contiguous)."""
+    old_logp_BR: torch.Tensor | None = None
+    """Log-probs of the sampled tokens under the sampling policy."""
+    entropy_BR: torch.Tensor | None = None
+    """Token entropies of the sampling policy (from the same forward pass as old_logp_BR)."""
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def response_lengths_B(self) -> torch.Tensor:
+        return self.response_mask_BR.sum(-1)
+
+
+class RolloutBackend(Protocol):
+    """What a generation engine must do for the trainer."""
+
+    def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> Rollout:
+        """Sample `params.n` responses for each prompt (given as token ids)."""
+        ...
+
+    def sync_weights(self, model: nn.Module) -> None:
+        """Make the engine sample from `model`'s current weights."""
+        ...
+
+
+def pad_left(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token id lists into (B, P) ids and mask."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        if s:
+            ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
+            mask[i, width - len(s) :] = 1
+    return ids, mask
+
+
+@torch.inference_mode()
+def rollout(
+    backend: RolloutBackend,
+    model: nn.Module,
+    prompt_token_ids: list[list[int]],
+    params: SamplingParams,
+    *,
+    micro_batch: int = 16,
+) -> Rollout:
+    """Sample responses, then score them with the policy's log-probs and entropies (one forward)."""
+    batch = backend.generate(prompt_token_ids, params)
+    temperature = params.temperature if params.temperature > 0 else 1.0
+    logps, entropies = [], []
+    for s in range(0, batch.response_ids_BR.shape[0], micro_batch):
+        sl = slice(s, s + micro_batch)
+        lp, ent = response_logprobs(
+            model,
+            batch.prompt_ids_BP[sl],
+            batch.prompt_mask_BP[sl],
+            batch.response_ids_BR[sl],
+            batch.response_mask_BR[sl],
+            temperature=temperature,
+            with_entropy=True,
+        )
+        logps.append(lp)
+        entropies.append(ent)
+    batch.old_logp_BR = torch.cat(logps)
+    batch.entropy_BR = torch.cat(entropies)
+    return batch

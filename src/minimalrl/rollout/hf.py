@@ -1,0 +1,117 @@
+"""Batched sampling with a KV cache on plain transformers models (the CPU default).
+
+A hand loop rather than `model.generate`, for two savings `generate` does not make:
+- each distinct prompt is prefilled once and its cache repeated n times (n samples per prompt);
+- rows that reached EOS leave the batch and its KV cache: they stop costing compute.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import DynamicCache
+
+from minimalrl.logprobs import position_ids_from_mask
+from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
+
+
+def sample_next(
+    logits_AV: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+) -> torch.Tensor:
+    """One token per row: greedy at temperature 0, else softmax(logits / T) within top-p."""
+    if temperature <= 0:
+        return logits_AV.argmax(-1)
+    probs_AV = torch.softmax(logits_AV.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs_AV.sort(dim=-1, descending=True)
+        # Drop tokens once the mass before them already reaches top_p (the first token always stays).
+        drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs_AV = torch.zeros_like(probs_AV).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs_AV, 1, generator=generator).squeeze(-1)
+
+
+class HFBackend:
+    """Samples from the policy module itself, so there are no weights to sync."""
+
+    def __init__(self, model: nn.Module, pad_token_id: int, eos_token_ids: list[int]):
+        self.model = model
+        self.pad_token_id = pad_token_id
+        self.eos_token_ids = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
+
+    def sync_weights(self, model: nn.Module) -> None:
+        self.model = model
+
+    @torch.inference_mode()
+    def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> Rollout:
+        device = next(self.model.parameters()).device
+        prompt_ids, prompt_mask = pad_left(prompt_token_ids, self.pad_token_id)
+        prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
+        generator = torch.Generator(device=device).manual_seed(params.seed)
+        tokens_BR, lengths_B = self._sample(prompt_ids, prompt_mask, params, generator)
+        R = max(int(lengths_B.max()), 1)
+        tokens_BR = tokens_BR[:, :R]
+        response_mask_BR = (torch.arange(R, device=device)[None] < lengths_B[:, None]).long()
+        n = params.n
+        return Rollout(
+            prompt_ids_BP=prompt_ids.repeat_interleave(n, 0),
+            prompt_mask_BP=prompt_mask.repeat_interleave(n, 0),
+            response_ids_BR=tokens_BR.masked_fill(response_mask_BR == 0, self.pad_token_id),
+            response_mask_BR=response_mask_BR,
+            prompt_index_B=torch.arange(len(prompt_token_ids)).repeat_interleave(n),
+            stats={"generated_tokens": float(lengths_B.sum())},
+        )
+
+    def _sample(
+        self,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        params: SamplingParams,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token matrix (B, max_new) and the response lengths (EOS included)."""
+        device = prompt_ids.device
+        position = position_ids_from_mask(prompt_mask)
+        cache = DynamicCache()
+        out = self.model(
+            input_ids=prompt_ids,
+            attention_mask=prompt_mask,
+            position_ids=position,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        n = params.n
+        if n > 1:  # one prefill per distinct prompt, then n copies of its cache
+            cache.batch_repeat_interleave(n)
+        logits = out.logits[:, -1].repeat_interleave(n, 0)
+        mask = prompt_mask.repeat_interleave(n, 0)
+        next_pos = position[:, -1].repeat_interleave(n, 0) + 1
+        B = logits.shape[0]
+        tokens = torch.full((B, params.max_new_tokens), self.pad_token_id, device=device)
+        lengths = torch.full((B,), params.max_new_tokens, dtype=torch.long, device=device)
+        active = torch.arange(B, device=device)
+        eos = self.eos_token_ids.to(device)
+        for t in range(params.max_new_tokens):
+            tok = sample_next(logits, params.temperature, params.top_p, generator)
+            tokens[active, t] = tok
+            done = torch.isin(tok, eos)
+            if done.any():
+                lengths[active[done]] = t + 1
+                keep = (~done).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                cache.batch_select_indices(keep)
+                active, tok, mask, next_pos = active[keep], tok[keep], mask[keep], next_pos[keep]
+            if t == params.max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            logits = self.model(
+                input_ids=tok[:, None],
+                attention_mask=mask,
+                position_ids=next_pos[:, None],
+                cache=cache,
+                use_cache=True,
+            ).logits[:, -1]
+            next_pos = next_pos + 1
+        return tokens, lengths

@@ -1,0 +1,346 @@
+"""The RL loop of every algorithm (PAPER.md, "Setting"), in the paper's order:
+
+    prompts -> rollouts -> rewards -> filter + advantages -> E epochs of minibatch updates
+            -> metrics, checkpoints, eval
+
+The trainer owns no math and names no algorithm: it reads the registry record's flags
+(`needs_critic`, `needs_pairs`) and calls the pure functions of `minimalrl.algorithms`.
+Randomness is derived from (seed, iteration), so a resumed run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from minimalrl.algorithms import get_algorithm
+from minimalrl.checkpoint import (
+    TrainerState,
+    check_config,
+    latest_checkpoint,
+    load_critic_weights,
+    load_trainer_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from minimalrl.config import TrainConfig
+from minimalrl.critic import ValueModel
+from minimalrl.data import build_prompts, load_problems
+from minimalrl.evaluate import EvalSettings, evaluate
+from minimalrl.experience import batched_logprobs, build_experience, rollout_metrics
+from minimalrl.metrics import MetricsWriter
+from minimalrl.models import load_policy
+from minimalrl.reward import verify_batch
+from minimalrl.rollout import HFBackend, SamplingParams, rollout
+from minimalrl.update import UpdateSettings, update
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def lr_factor(iteration: int, cfg: TrainConfig) -> float:
+    """Multiplier of the base lr during `iteration` (0-based): warmup, then the decay shape."""
+    if iteration < cfg.warmup_iterations:
+        return (iteration + 1) / cfg.warmup_iterations
+    span = max(1, cfg.iterations - cfg.warmup_iterations)
+    progress = (iteration - cfg.warmup_iterations) / span
+    if cfg.lr_schedule == "linear":
+        return 1.0 - progress
+    if cfg.lr_schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed from several integers (seed, iteration, purpose)."""
+    return hash(tuple(parts)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class Trainer:
+    """Holds the models, optimizers and data of one run; `run()` trains to the last iteration."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        output: str | Path,
+        *,
+        resume: bool = False,
+        force: bool = False,
+        progress: bool = True,
+    ):
+        self.cfg, self.output, self.progress = cfg, Path(output), progress
+        self.output.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+        self.alg = get_algorithm(cfg.algo)
+        self.device = resolve_device(cfg.device)
+        self.model, self.tokenizer = load_policy(cfg.model, device=self.device)
+        self.model.eval()  # no dropout: old and new log-probs must agree before any update
+        # The initial model, frozen: KL penalty and the kl_to_init curve.
+        self.ref_model = copy.deepcopy(self.model).requires_grad_(False)
+        self.critic = ValueModel(self.model).to(self.device) if self.alg.needs_critic else None
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: lr_factor(it, cfg)
+        )
+        self.critic_optimizer = (
+            torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.adam_betas)
+            if self.critic is not None
+            else None
+        )
+        self._load_data()
+        eos = [self.tokenizer.eos_token_id]
+        self.backend = HFBackend(self.model, self.tokenizer.pad_token_id, eos)
+        self.start_iteration = 0
+        if resume:
+            self._resume(force)
+        self.metrics = MetricsWriter(self.output, truncate_after=self.start_iteration + 1)
+        self._stop_requested = False
+
+    # ----------------------------------------------------------------- data
+    def _load_data(self) -> None:
+        cfg = self.cfg
+        self.problems = load_problems(cfg.train_data)
+        prompts = build_prompts(self.tokenizer, self.problems, system_prompt=cfg.system_prompt)
+        self.prompt_ids = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+        self.eval_problems = load_problems(cfg.eval_data) if cfg.eval_data else []
+
+    def prompt_indices(self, iteration: int) -> list[int]:
+        """The M prompts of an iteration: consecutive slices of per-epoch shuffles of the data."""
+        n, m = len(self.problems), self.cfg.prompts_per_iteration
+        out = []
+        for pos in range(iteration * m, (iteration + 1) * m):
+            epoch, i = divmod(pos, n)
+            g = torch.Generator().manual_seed(_seed(self.cfg.seed, epoch, 1))
+            out.append(int(torch.randperm(n, generator=g)[i]))
+        return out
+
+    # ----------------------------------------------------------------- one iteration
+    def iteration(self, it: int) -> dict:
+        """Roll out, score, build experience, update; returns the iteration's metrics."""
+        cfg, alg = self.cfg, self.alg
+        t0 = time.perf_counter()
+        idx = self.prompt_indices(it)
+        params = SamplingParams(
+            n=cfg.samples_per_prompt,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            seed=_seed(cfg.seed, it, 2),
+        )
+        micro = cfg.micro_batch_size
+        ro = rollout(
+            self.backend, self.model, [self.prompt_ids[i] for i in idx], params, micro_batch=micro
+        )
+        texts = self.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
+        golds = [self.problems[i].answer for i in idx for _ in range(cfg.samples_per_prompt)]
+        correct_B = torch.tensor(
+            verify_batch(texts, golds, fallback_last_number=cfg.fallback_last_number)
+        )
+        exp = build_experience(
+            alg,
+            ro,
+            correct_B,
+            group_size=cfg.samples_per_prompt,
+            correct_reward=cfg.correct_reward,
+            wrong_reward=cfg.wrong_reward,
+            band=(cfg.band_lo, cfg.band_hi),
+            ref_logp_BR=batched_logprobs(self.ref_model, ro, micro),
+            critic=self.critic,
+            gamma=cfg.gamma,
+            lam=cfg.lam,
+            pair_rng=torch.Generator().manual_seed(_seed(cfg.seed, it, 3)),
+            pair_reference=cfg.dpo_reference,
+            micro_batch=micro,
+        )
+        rollout_seconds = time.perf_counter() - t0
+        record = {"iteration": it + 1, **rollout_metrics(exp, ro.entropy_BR)}
+        record["lr"] = self.scheduler.get_last_lr()[0]
+        t1 = time.perf_counter()
+        upd = {}
+        if exp.units:
+            upd = update(
+                self.model,
+                self.optimizer,
+                exp,
+                alg,
+                self.update_settings(),
+                torch.Generator().manual_seed(_seed(cfg.seed, it, 4)),
+                critic=self.critic,
+                critic_optimizer=self.critic_optimizer,
+            )
+        else:
+            tqdm.write(f"iteration {it + 1}: every prompt was filtered out; no update")
+        self.scheduler.step()
+        update_seconds = time.perf_counter() - t1
+        generated = float(ro.response_mask_BR.sum())
+        record.update(
+            clip_fraction=upd.get("clip_fraction", 0.0),
+            grad_norm=upd.get("grad_norm", 0.0),
+            rollout_seconds=rollout_seconds,
+            update_seconds=update_seconds,
+            tokens_per_second=generated / (rollout_seconds + update_seconds),
+            skipped_update=not exp.units,
+            **{f"update/{k}": v for k, v in upd.items()},
+        )
+        return record
+
+    def update_settings(self) -> UpdateSettings:
+        c = self.cfg
+        return UpdateSettings(
+            epochs=c.epochs,
+            minibatch_size=c.minibatch_size,
+            micro_batch_size=c.micro_batch_size,
+            loss_agg=c.loss_agg,
+            clip_low=c.clip_low,
+            clip_high=c.clip_high,
+            dual_clip=c.dual_clip,
+            dpo_beta=c.dpo_beta,
+            kl_coef=c.kl_coef,
+            kl_estimator=c.kl_estimator,
+            entropy_coef=c.entropy_coef,
+            value_clip=c.value_clip,
+            grad_clip=c.grad_clip,
+            temperature=c.temperature if c.temperature > 0 else 1.0,
+        )
+
+    # ----------------------------------------------------------------- eval
+    def evaluate(self) -> float | None:
+        """Greedy accuracy on the held-out set (None when there is none)."""
+        if not self.eval_problems:
+            return None
+        cfg = self.cfg
+        settings = EvalSettings(
+            k=1,
+            temperature=0.0,
+            max_new_tokens=cfg.eval_max_new_tokens or cfg.max_new_tokens,
+            batch_size=max(cfg.micro_batch_size, 16),
+            seed=cfg.seed,
+            fallback_last_number=cfg.fallback_last_number,
+            system_prompt=cfg.system_prompt,
+        )
+        result = evaluate(
+            self.model,
+            self.tokenizer,
+            self.eval_problems,
+            settings,
+            backend=self.backend,
+            progress=False,
+        )
+        return result.summary["accuracy"]
+
+    # ----------------------------------------------------------------- checkpoints
+    def save(self, iterations_done: int) -> Path:
+        state = TrainerState(
+            iteration=iterations_done,
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            critic_optimizer=self.critic_optimizer.state_dict() if self.critic_optimizer else None,
+            rng=rng_state(),
+        )
+        return save_checkpoint(
+            self.output / "checkpoints",
+            iteration=iterations_done,
+            model=self.model,
+            tokenizer=self.tokenizer,
+            config=self.cfg.to_dict(),
+            state=state,
+            critic=self.critic,
+            keep=self.cfg.keep_checkpoints,
+        )
+
+    def _resume(self, force: bool) -> None:
+        from safetensors.torch import load_file
+
+        path = latest_checkpoint(self.output / "checkpoints")
+        if path is None:
+            return  # nothing saved yet: start from the beginning
+        import json
+
+        saved = json.loads((path / "config.json").read_text())
+        check_config(saved, self.cfg.to_dict(), force=force, where=path)
+        weights = load_file(str(path / "policy" / "model.safetensors"))
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        # Tied embeddings are saved once; anything else missing means a different model.
+        if unexpected or any("lm_head" not in k for k in missing):
+            raise RuntimeError(f"{path}: policy weights do not match the model ({missing[:3]})")
+        state = load_trainer_state(path)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        if self.critic is not None and self.critic_optimizer is not None:
+            load_critic_weights(self.critic, path)
+            self.critic_optimizer.load_state_dict(state.critic_optimizer)
+        set_rng_state(state.rng)
+        self.start_iteration = state.iteration
+
+    # ----------------------------------------------------------------- the loop
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        tqdm.write("stopping after this iteration and saving (Ctrl-C again to abort now)")
+
+    def run(self) -> list[dict]:
+        """Train from the current iteration to cfg.iterations; returns the records written."""
+        cfg = self.cfg
+        records = []
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        try:
+            if self.start_iteration == 0 and cfg.eval_every:
+                records.append({"iteration": 0, "eval_accuracy": self.evaluate()})
+                self.metrics.write(records[-1])
+            bar = tqdm(
+                range(self.start_iteration, cfg.iterations),
+                disable=not self.progress,
+                initial=self.start_iteration,
+                total=cfg.iterations,
+                desc=cfg.algo,
+            )
+            for it in bar:
+                record = self.iteration(it)
+                done = it + 1
+                if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
+                    record["eval_accuracy"] = self.evaluate()
+                self.metrics.write(record)
+                records.append(record)
+                bar.set_postfix(
+                    reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy']:.2f}"
+                )
+                last = done == cfg.iterations
+                if last or self._stop_requested or (cfg.save_every and done % cfg.save_every == 0):
+                    self.save(done)
+                if self._stop_requested:
+                    break
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            self.metrics.close()
+        return records
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(cfg: TrainConfig, output: str | Path, **kwargs: object) -> list[dict]:
+    """Build a Trainer and run it (see `Trainer` for the keyword arguments)."""
+    return Trainer(cfg, output, **kwargs).run()  # type: ignore[arg-type]

@@ -1,0 +1,191 @@
+"""E epochs of minibatch updates over an experience batch, with gradient accumulation.
+
+A minibatch is one optimizer step; it is split into micro-batches whose gradients accumulate. Every
+loss is normalised by the minibatch's total kept tokens (or sequences), so the accumulated gradient
+equals the gradient of the whole minibatch at once (and, later, of all ranks together).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
+from minimalrl.experience import Experience
+from minimalrl.logprobs import response_logprobs
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or inf; the update is abandoned before it touches the weights."""
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    """The loss settings an update needs (taken from TrainConfig by the trainer)."""
+
+    epochs: int
+    minibatch_size: int
+    micro_batch_size: int
+    loss_agg: str
+    clip_low: float
+    clip_high: float
+    dual_clip: float | None
+    dpo_beta: float
+    kl_coef: float
+    kl_estimator: str
+    entropy_coef: float
+    value_clip: float
+    grad_clip: float
+    temperature: float
+
+
+def _trimmed(exp: Experience, rows: list[int]) -> dict[str, torch.Tensor]:
+    """The rows' tensors with the all-padding prompt columns and response columns cut off."""
+    ro = exp.rollout
+    idx = torch.tensor(rows, dtype=torch.long)
+    pmask = ro.prompt_mask_BP[idx]
+    rmask = ro.response_mask_BR[idx]
+    p0 = int(pmask.any(0).nonzero().min()) if pmask.any() else 0
+    r1 = int(rmask.any(0).nonzero().max()) + 1 if rmask.any() else 1
+    out = {
+        "prompt_ids": ro.prompt_ids_BP[idx, p0:],
+        "prompt_mask": pmask[:, p0:],
+        "response_ids": ro.response_ids_BR[idx, :r1],
+        "mask": rmask[:, :r1],
+        "loss_ref": exp.loss_ref_logp_BR[idx, :r1],
+        "advantages": exp.advantages_BR[idx, :r1],
+    }
+    optional = {"ref": exp.ref_logp_BR, "returns": exp.returns_BR, "old_values": exp.old_values_BR}
+    for key, t in optional.items():
+        if t is not None:
+            out[key] = t[idx, :r1]
+    return out
+
+
+def _layout(units: list[list[int]]) -> list[int]:
+    """Rows of a group of units, slot by slot: all first members, then all second members.
+
+    For DPO pairs this is the "K chosen rows then their K rejected rows" layout its loss expects.
+    """
+    return [unit[slot] for slot in range(len(units[0])) for unit in units]
+
+
+def _micro_step(
+    model: nn.Module,
+    critic: nn.Module | None,
+    alg: Algorithm,
+    s: UpdateSettings,
+    b: dict[str, torch.Tensor],
+    norm: dict[str, float],
+) -> dict[str, float]:
+    """Forward, loss and backward of one micro-batch; returns its metrics."""
+    logp, ent = response_logprobs(
+        model,
+        b["prompt_ids"],
+        b["prompt_mask"],
+        b["response_ids"],
+        b["mask"],
+        temperature=s.temperature,
+        with_entropy=s.entropy_coef > 0,
+    )
+    loss, metrics = POLICY_LOSSES[alg.loss](
+        logp,
+        b["loss_ref"],
+        b["advantages"],
+        b["mask"],
+        clip_low=s.clip_low,
+        clip_high=s.clip_high,
+        dual_clip=s.dual_clip,
+        dpo_beta=s.dpo_beta,
+        agg=s.loss_agg,
+        **norm,
+    )
+    out = {k: float(v.detach()) for k, v in metrics.items()}
+    if s.kl_coef > 0:
+        kl = aggregate(kl_penalty(logp, b["ref"], s.kl_estimator), b["mask"], s.loss_agg, **norm)
+        loss = loss + s.kl_coef * kl
+        out["kl_loss"] = float(kl.detach())
+    if s.entropy_coef > 0:
+        assert ent is not None
+        loss = loss - s.entropy_coef * aggregate(ent, b["mask"], s.loss_agg, **norm)
+    if critic is not None:
+        values = critic(b["prompt_ids"], b["prompt_mask"], b["response_ids"], b["mask"])
+        vloss, vmetrics = clipped_value_loss(
+            values,
+            b["old_values"],
+            b["returns"],
+            b["mask"],
+            clip_eps=s.value_clip,
+            agg=s.loss_agg,
+            **norm,
+        )
+        out.update(
+            {k: float(v.detach()) for k, v in vmetrics.items()}, value_loss=float(vloss.detach())
+        )
+        loss = loss + vloss  # the critic has its own parameters and optimizer
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"loss is {float(loss)} (metrics: {out})")
+    loss.backward()
+    out["loss"] = float(loss.detach())
+    return out
+
+
+def _clip_and_step(
+    params: list[nn.Parameter], opt: torch.optim.Optimizer, max_norm: float
+) -> float:
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
+    if not torch.isfinite(norm):
+        raise NonFiniteLossError(f"gradient norm is {float(norm)}")
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+def update(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    exp: Experience,
+    alg: Algorithm,
+    s: UpdateSettings,
+    generator: torch.Generator,
+    *,
+    critic: nn.Module | None = None,
+    critic_optimizer: torch.optim.Optimizer | None = None,
+) -> dict[str, float]:
+    """All minibatch steps of one iteration; returns metrics averaged over micro-batches."""
+    units = exp.units
+    sums: dict[str, float] = defaultdict(float)
+    count = steps = 0
+    if not units:
+        return {}
+    per_unit = len(units[0])
+    units_per_mb = max(1, s.minibatch_size // per_unit)
+    units_per_micro = max(1, s.micro_batch_size // per_unit)
+    params = [p for p in model.parameters() if p.requires_grad]
+    critic_params = list(critic.parameters()) if critic is not None else []
+    for _ in range(s.epochs):
+        order = torch.randperm(len(units), generator=generator).tolist()
+        for m0 in range(0, len(order), units_per_mb):
+            mb = [units[i] for i in order[m0 : m0 + units_per_mb]]
+            rows = _layout(mb)
+            norm = {
+                "num_tokens": float(exp.rollout.response_mask_BR[rows].sum().clamp(min=1)),
+                "num_seqs": float(len(rows)),
+            }
+            for u0 in range(0, len(mb), units_per_micro):
+                batch = _trimmed(exp, _layout(mb[u0 : u0 + units_per_micro]))
+                for k, v in _micro_step(model, critic, alg, s, batch, norm).items():
+                    sums[k] += v
+                count += 1
+            sums["grad_norm"] += _clip_and_step(params, optimizer, s.grad_clip)
+            if critic_optimizer is not None:
+                _clip_and_step(critic_params, critic_optimizer, s.grad_clip)
+            steps += 1
+    metrics = {k: v / count for k, v in sums.items() if k != "grad_norm"}
+    metrics["grad_norm"] = sums["grad_norm"] / steps
+    metrics["optimizer_steps"] = steps
+    return metrics

@@ -1,0 +1,165 @@
+"""The registry: every algorithm of PAPER.md is a record, and one generic step runs them all."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+import torch
+
+from minimalrl.algorithms import (
+    ALGORITHMS,
+    GROUP_RULES,
+    POLICY_LOSSES,
+    Algorithm,
+    UnknownNameError,
+    broadcast_to_tokens,
+    clipped_value_loss,
+    describe_registry,
+    gae,
+    get_algorithm,
+    get_policy_loss,
+    group_advantages,
+    make_preference_pairs,
+    pair_indices,
+    place_on_last_token,
+    whiten,
+)
+
+NAMES = [
+    "raft",
+    "raft++",
+    "raft++_no_clip",
+    "reinforce",
+    "reinforce_rej",
+    "reinforce_rej_std",
+    "reinforce_drop_all_wrong",
+    "reinforce_drop_all_correct",
+    "reinforce_mean",
+    "reinforce_band",
+    "grpo",
+    "ppo",
+    "iterative_dpo",
+]
+
+
+def test_every_algorithm_is_registered():
+    assert sorted(ALGORITHMS) == sorted(NAMES)
+    for name, algorithm in ALGORITHMS.items():
+        assert algorithm.name == name
+        assert algorithm.advantage in GROUP_RULES
+        assert algorithm.loss in POLICY_LOSSES
+        assert algorithm.description
+
+
+def test_records_match_the_paper():
+    assert get_algorithm("raft").loss == "sft"
+    assert get_algorithm("raft++").loss == "clipped"
+    assert get_algorithm("raft++_no_clip").loss == "is_no_clip"
+    ppo = get_algorithm("ppo")
+    assert (ppo.advantage_source, ppo.needs_critic, ppo.loss) == ("critic", True, "clipped")
+    dpo = get_algorithm("iterative_dpo")
+    assert (dpo.loss, dpo.needs_pairs, dpo.needs_reference) == ("dpo", True, True)
+    assert get_algorithm("grpo").min_group_size == 2
+    assert get_algorithm("reinforce_rej").min_group_size == 2
+    assert get_algorithm("reinforce").min_group_size == 1
+    others = [a for a in ALGORITHMS.values() if a.name not in ("ppo", "iterative_dpo")]
+    assert not any(a.needs_critic or a.needs_pairs or a.needs_reference for a in others)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(KeyError) as info:
+        get_algorithm("dapo")
+    assert isinstance(info.value, ValueError) and isinstance(info.value, UnknownNameError)
+    message = str(info.value)
+    assert "'dapo'" in message and all(repr(name) in message for name in NAMES)
+    with pytest.raises(ValueError, match="'clipped'"):
+        get_policy_loss("ppo_loss")
+
+
+def test_describe_registry_mentions_every_name():
+    table = describe_registry()
+    lines = table.splitlines()
+    assert lines[0].startswith("| name") and "samples kept" in lines[0] and "critic/ref" in lines[0]
+    assert len(lines) == 2 + len(NAMES)
+    for name in NAMES:
+        assert any(line.startswith(f"| {name} ") for line in lines)
+
+
+def test_records_are_frozen_and_validated():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        get_algorithm("grpo").loss = "sft"
+    with pytest.raises(ValueError, match="policy loss"):
+        Algorithm("x", "grpo", "nope")
+    with pytest.raises(ValueError, match="group advantage"):
+        Algorithm("x", "nope", "clipped")
+    with pytest.raises(ValueError, match="needs_critic"):
+        Algorithm("x", "ppo", "clipped", advantage_source="critic")
+
+
+# --- one generic step, no algorithm-specific `if` -------------------------------------------------
+
+
+def _generic_step(algorithm, rewards_PG, logp_BT, old_logp_BT, mask_BT, values_BT):
+    """What a trainer does with a record: branches on its fields only, never on its name."""
+    group_size = rewards_PG.shape[1]
+    advantages_PG, keep_PG = group_advantages(algorithm.advantage, rewards_PG, wrong_reward=0.0)
+    keep_B = keep_PG.flatten()
+    if algorithm.advantage_source == "critic":
+        token_rewards_BT = place_on_last_token(rewards_PG.flatten(), mask_BT)
+        advantages_BT, returns_BT = gae(token_rewards_BT, values_BT, mask_BT)
+        advantages_BT = whiten(advantages_BT, mask_BT)
+    else:
+        advantages_BT = broadcast_to_tokens(advantages_PG.flatten(), mask_BT)
+    rows = keep_B.nonzero().flatten()
+    if algorithm.needs_pairs:
+        pairs = make_preference_pairs(rewards_PG, random.Random(0))
+        rows = torch.cat(pair_indices(pairs, group_size))
+    loss, metrics = POLICY_LOSSES[algorithm.loss](
+        logp_BT[rows],
+        old_logp_BT[rows],
+        advantages_BT[rows],
+        mask_BT[rows],
+        clip_low=0.2,
+        clip_high=0.28,
+        dual_clip=3.0,
+        dpo_beta=0.1,
+        agg="token_mean",
+        num_tokens=None,
+        num_seqs=None,
+    )
+    if algorithm.needs_critic:
+        value_loss, _ = clipped_value_loss(values_BT, values_BT.detach(), returns_BT, mask_BT)
+        loss = loss + value_loss
+    return loss, metrics
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_algorithm_runs_through_one_generic_step(name):
+    gen = torch.Generator().manual_seed(0)
+    rewards_PG = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
+    batch, steps = rewards_PG.numel(), 5
+    logp_BT = (-torch.rand(batch, steps, generator=gen)).requires_grad_()
+    old_logp_BT = logp_BT.detach() + 0.1 * torch.randn(batch, steps, generator=gen)
+    mask_BT = torch.arange(steps) < torch.randint(1, steps + 1, (batch, 1), generator=gen)
+    values_BT = torch.randn(batch, steps, generator=gen).requires_grad_()
+    loss, metrics = _generic_step(
+        get_algorithm(name), rewards_PG, logp_BT, old_logp_BT, mask_BT, values_BT
+    )
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert all(value.ndim == 0 and not value.requires_grad for value in metrics.values())
+    loss.backward()
+    assert logp_BT.grad is not None and logp_BT.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("loss_name", sorted(POLICY_LOSSES))
+def test_every_policy_loss_accepts_an_empty_batch(loss_name):
+    """All responses filtered out (e.g. RAFT on an all-wrong batch): loss 0, backward works."""
+    logp_BT = torch.zeros(0, 4, requires_grad=True)
+    loss, metrics = POLICY_LOSSES[loss_name](
+        logp_BT, torch.zeros(0, 4), torch.zeros(0, 4), torch.zeros(0, 4, dtype=torch.bool)
+    )
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(torch.isfinite(value) for value in metrics.values())
