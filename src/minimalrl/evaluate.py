@@ -152,6 +152,8 @@ def evaluate(
     flat = [r for rs in responses for r in rs]
     golds = [p.answer for p, rs in zip(problems, responses) for _ in rs]
     verdicts = verify_batch(flat, golds, fallback_last_number=settings.fallback_last_number)
+    # The other answer rule too, so one run reports what the "last number" fallback changes.
+    other = verify_batch(flat, golds, fallback_last_number=not settings.fallback_last_number)
     rows, samples = [], []
     for i, p in enumerate(problems):
         v = verdicts[i * settings.k : (i + 1) * settings.k]
@@ -172,6 +174,11 @@ def evaluate(
                 }
             )
     summary = _summarise(rows, problems, settings.k)
+    rule, other_rule = (
+        ("last_number", "strict") if settings.fallback_last_number else ("strict", "last_number")
+    )
+    summary[f"accuracy_{rule}"] = summary["accuracy"]
+    summary[f"accuracy_{other_rule}"] = sum(other) / len(other)
     summary.update(
         seconds=seconds,
         generated_tokens=tokens,
@@ -205,6 +212,8 @@ def format_summary(summary: dict) -> str:
         )
     lines = [
         head,
+        f"per-sample accuracy: strict (\\boxed / ####) {summary['accuracy_strict']:.3f}, "
+        f"with last-number fallback {summary['accuracy_last_number']:.3f}",
         f"{summary['seconds']:.1f} s, {summary['problems_per_second']:.2f} problems/s, "
         f"{summary['tokens_per_second']:.1f} generated tokens/s",
     ]

@@ -128,7 +128,7 @@ def _micro_step(
         )
         loss = loss + vloss  # the critic has its own parameters and optimizer
     if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"loss is {float(loss)} (metrics: {out})")
+        raise NonFiniteLossError(f"loss is {float(loss.detach())} (metrics: {out})")
     loss.backward()
     out["loss"] = float(loss.detach())
     return out
