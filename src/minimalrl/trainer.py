@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +189,9 @@ class Trainer:
             )
         else:
             tqdm.write(f"iteration {it + 1}: every prompt was filtered out; no update")
-        self.scheduler.step()
+        with warnings.catch_warnings():  # an iteration without kept samples has no optimizer step
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
         update_seconds = time.perf_counter() - t1
         generated = float(ro.response_mask_BR.sum())
         record.update(
