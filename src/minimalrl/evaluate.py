@@ -136,9 +136,10 @@ def evaluate(
             max_new_tokens=settings.max_new_tokens,
             temperature=settings.temperature,
             top_p=settings.top_p,
-            seed=settings.seed + b,
+            seed=settings.seed,
         )
-        out = backend.generate([ids[i] for i in chunk], params)
+        # Keyed by problem index: a problem's samples do not depend on the batching.
+        out = backend.generate([ids[i] for i in chunk], params, prompt_keys=chunk)
         tokens += int(out.response_mask_BR.sum())
         texts = tokenizer.batch_decode(
             out.response_ids_BR.masked_fill(out.response_mask_BR == 0, tokenizer.pad_token_id),

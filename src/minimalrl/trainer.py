@@ -147,9 +147,8 @@ class Trainer:
             seed=_seed(cfg.seed, it, 2),
         )
         micro = cfg.micro_batch_size
-        ro = rollout(
-            self.backend, self.model, [self.prompt_ids[i] for i in idx], params, micro_batch=micro
-        )
+        prompts = [self.prompt_ids[i] for i in idx]
+        ro = rollout(self.backend, self.model, prompts, params, prompt_keys=idx, micro_batch=micro)
         texts = self.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
         golds = [self.problems[i].answer for i in idx for _ in range(cfg.samples_per_prompt)]
         correct_B = torch.tensor(

@@ -51,8 +51,17 @@ class Rollout:
 class RolloutBackend(Protocol):
     """What a generation engine must do for the trainer."""
 
-    def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> Rollout:
-        """Sample `params.n` responses for each prompt (given as token ids)."""
+    def generate(
+        self,
+        prompt_token_ids: list[list[int]],
+        params: SamplingParams,
+        prompt_keys: list[int] | None = None,
+    ) -> Rollout:
+        """Sample `params.n` responses for each prompt (given as token ids).
+
+        `prompt_keys` (default: positions in the list) identify prompts for seeding: a response
+        depends only on (params.seed, its prompt's key, its sample index).
+        """
         ...
 
     def sync_weights(self, model: nn.Module) -> None:
@@ -79,10 +88,11 @@ def rollout(
     prompt_token_ids: list[list[int]],
     params: SamplingParams,
     *,
+    prompt_keys: list[int] | None = None,
     micro_batch: int = 16,
 ) -> Rollout:
     """Sample responses, then score them with the policy's log-probs and entropies (one forward)."""
-    batch = backend.generate(prompt_token_ids, params)
+    batch = backend.generate(prompt_token_ids, params, prompt_keys)
     temperature = params.temperature if params.temperature > 0 else 1.0
     logps, entropies = [], []
     for s in range(0, batch.response_ids_BR.shape[0], micro_batch):

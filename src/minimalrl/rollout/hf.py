@@ -7,6 +7,8 @@ A hand loop rather than `model.generate`, for two savings `generate` does not ma
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from transformers import DynamicCache
@@ -15,20 +17,47 @@ from minimalrl.logprobs import position_ids_from_mask
 from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
 
 
+def row_generators(
+    seed: int, keys: list[int], n: int, device: torch.device
+) -> list[torch.Generator]:
+    """One generator per response row, seeded by (seed, prompt key, sample index).
+
+    A row's tokens then depend only on its prompt and seed, never on what else is in the batch:
+    sharding prompts across ranks or batching them differently samples the same responses.
+    """
+    gens = []
+    for key in keys:
+        for j in range(n):
+            g = torch.Generator(device=device)
+            g.manual_seed(hash((seed, key, j)) & 0x7FFF_FFFF_FFFF_FFFF)
+            gens.append(g)
+    return gens
+
+
 def sample_next(
-    logits_AV: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator
+    logits_AV: torch.Tensor,
+    temperature: float,
+    top_p: float,
+    generators: list[torch.Generator],
 ) -> torch.Tensor:
-    """One token per row: greedy at temperature 0, else softmax(logits / T) within top-p."""
+    """One token per row: greedy at temperature 0, else a draw from softmax(logits / T) in top-p.
+
+    The draw is the Gumbel-max trick, argmax(log p + G), with each row's noise from its own
+    generator (`row_generators`).
+    """
     if temperature <= 0:
         return logits_AV.argmax(-1)
-    probs_AV = torch.softmax(logits_AV.float() / temperature, dim=-1)
+    logp_AV = torch.log_softmax(logits_AV.float() / temperature, dim=-1)
     if top_p < 1.0:
-        sorted_p, order = probs_AV.sort(dim=-1, descending=True)
+        sorted_lp, order = logp_AV.sort(dim=-1, descending=True)
+        sorted_p = sorted_lp.exp()
         # Drop tokens once the mass before them reaches top_p (the first token always stays).
         drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
-        sorted_p = sorted_p.masked_fill(drop, 0.0)
-        probs_AV = torch.zeros_like(probs_AV).scatter(-1, order, sorted_p)
-    return torch.multinomial(probs_AV, 1, generator=generator).squeeze(-1)
+        logp_AV = logp_AV.scatter(-1, order, sorted_lp.masked_fill(drop, -math.inf))
+    V = logp_AV.shape[-1]
+    u_AV = torch.stack([torch.rand(V, generator=g, device=logp_AV.device) for g in generators])
+    gumbel_AV = -torch.log(-torch.log(u_AV.clamp_(min=1e-20)))
+    return (logp_AV + gumbel_AV).argmax(-1)
 
 
 class HFBackend:
@@ -43,12 +72,18 @@ class HFBackend:
         self.model = model
 
     @torch.inference_mode()
-    def generate(self, prompt_token_ids: list[list[int]], params: SamplingParams) -> Rollout:
+    def generate(
+        self,
+        prompt_token_ids: list[list[int]],
+        params: SamplingParams,
+        prompt_keys: list[int] | None = None,
+    ) -> Rollout:
         device = next(self.model.parameters()).device
         prompt_ids, prompt_mask = pad_left(prompt_token_ids, self.pad_token_id)
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
-        generator = torch.Generator(device=device).manual_seed(params.seed)
-        tokens_BR, lengths_B = self._sample(prompt_ids, prompt_mask, params, generator)
+        keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
+        generators = row_generators(params.seed, keys, params.n, device)
+        tokens_BR, lengths_B = self._sample(prompt_ids, prompt_mask, params, generators)
         R = max(int(lengths_B.max()), 1)
         tokens_BR = tokens_BR[:, :R]
         response_mask_BR = (torch.arange(R, device=device)[None] < lengths_B[:, None]).long()
@@ -67,7 +102,7 @@ class HFBackend:
         prompt_ids: torch.Tensor,
         prompt_mask: torch.Tensor,
         params: SamplingParams,
-        generator: torch.Generator,
+        generators: list[torch.Generator],
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Token matrix (B, max_new) and the response lengths (EOS included)."""
         device = prompt_ids.device
@@ -93,7 +128,8 @@ class HFBackend:
         active = torch.arange(B, device=device)
         eos = self.eos_token_ids.to(device)
         for t in range(params.max_new_tokens):
-            tok = sample_next(logits, params.temperature, params.top_p, generator)
+            row_gens = [generators[int(r)] for r in active] if params.temperature > 0 else []
+            tok = sample_next(logits, params.temperature, params.top_p, row_gens)
             tokens[active, t] = tok
             done = torch.isin(tok, eos)
             if done.any():
