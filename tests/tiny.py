@@ -60,3 +60,23 @@ def write_toy_task(path: Path, n: int = 32, answer: str = "7") -> Path:
             a, b = i % 10, (i * 3) % 10
             f.write(json.dumps({"question": f"What is {a} + {b} ?", "answer": answer}) + "\n")
     return path
+
+
+def train_rank(rank: int, world: int, port: int, cfg_dict: dict, out: str, resume: bool) -> None:
+    """One rank of a gloo data-parallel run (the target of torch.multiprocessing.spawn)."""
+    import os
+
+    import torch.distributed as dist
+
+    from minimalrl.config import TrainConfig
+    from minimalrl.trainer import Trainer
+
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )  # fmt: skip
+    try:
+        Trainer(TrainConfig(**cfg_dict), out, resume=resume, progress=False).run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

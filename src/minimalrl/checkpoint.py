@@ -143,5 +143,22 @@ def load_trainer_state(path: Path) -> TrainerState:
     return TrainerState(**data)
 
 
+def load_policy_weights(model: nn.Module, policy_dir: Path) -> None:
+    """Load a saved policy into `model`: full weights, or the LoRA adapter of a peft model."""
+    adapter = policy_dir / "adapter_model.safetensors"
+    if adapter.is_file():
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, load_file(str(adapter)))
+        if getattr(result, "unexpected_keys", None):
+            raise CheckpointError(f"{policy_dir}: adapter does not fit the model")
+        return
+    weights = load_file(str(policy_dir / "model.safetensors"))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    # Tied embeddings are saved once; anything else missing means another model.
+    if unexpected or any("lm_head" not in k for k in missing):
+        raise CheckpointError(f"{policy_dir}: weights do not match the model ({missing[:3]})")
+
+
 def load_critic_weights(critic: nn.Module, path: Path) -> None:
     critic.load_state_dict(load_file(str(path / "critic.safetensors")))

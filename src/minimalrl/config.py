@@ -28,9 +28,9 @@ class TrainConfig:
     """Algorithm name from the registry (`minimalrl algorithms` lists them)."""
     model: str = "smollm2-135m-instruct"
     """The embedded default model, a local transformers folder, or a hub id."""
-    train_data: str = "arithmetic:digits=1,num_ops=1,ops=+,n=160"
+    train_data: str = "arithmetic:digits=2,num_ops=1,ops=+,n=1000"
     """Training prompts: a benchmark name, `arithmetic:...` spec, or a jsonl path."""
-    eval_data: str = "arithmetic:digits=1,num_ops=1,ops=+,n=64,split=test"
+    eval_data: str = "arithmetic:digits=2,num_ops=1,ops=+,n=100,split=test"
     """Held-out prompts for periodic greedy evaluation ("" = none)."""
     system_prompt: str | None = None
     """Replaces the chat template's default system prompt when set."""
@@ -125,7 +125,21 @@ class TrainConfig:
     threads: int = 0
     """torch threads (0 = all cores)."""
     device: str = "cpu"
-    """"cpu", "cuda", or "auto"."""
+    """"cpu", "cuda", or "auto" (CUDA when present). Under torchrun each rank takes its GPU."""
+    precision: str = "fp32"
+    """"fp32", or "bf16" (autocast: bfloat16 matmuls, float32 weights and log-probs)."""
+    track_kl_to_init: bool = True
+    """Measure the kl_to_init curve (one reference forward per iteration) even without a KL term."""
+
+    # --- memory and scale
+    lora_rank: int = 0
+    """LoRA rank through peft (0 = full fine-tuning)."""
+    lora_alpha: float = 16.0
+    """LoRA scaling α."""
+    lora_target_modules: str = "all-linear"
+    """Modules that get adapters: "all-linear" or a comma list such as "q_proj,v_proj"."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, ~30% more compute)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -154,6 +168,11 @@ class TrainConfig:
             raise ConfigError(
                 f"samples_per_prompt = {self.samples_per_prompt}: {self.algo} compares responses "
                 f"within a prompt's group and needs at least {alg.min_group_size}"
+            )
+        if self.lora_rank < 0 or self.lora_alpha <= 0:
+            raise ConfigError(
+                f"lora_rank must be >= 0 and lora_alpha > 0, got {self.lora_rank}, "
+                f"{self.lora_alpha}"
             )
         for name in ("lr", "critic_lr", "dpo_beta"):
             if getattr(self, name) <= 0:
@@ -193,6 +212,7 @@ class TrainConfig:
             "kl_estimator": ("k1", "k2", "k3"),
             "dpo_reference": ("iteration", "initial"),
             "device": ("cpu", "cuda", "auto"),
+            "precision": ("fp32", "bf16"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -23,6 +23,7 @@ from minimalrl.algorithms import (
     place_on_last_token,
     whiten,
 )
+from minimalrl.distributed import DistContext, gather_objects
 from minimalrl.logprobs import response_logprobs
 from minimalrl.rollout import Rollout
 
@@ -160,8 +161,34 @@ def rollout_metrics(exp: Experience, entropy_BR: torch.Tensor | None) -> dict[st
         "samples_kept": len(kept_rows),
         "entropy": float(masked_mean(entropy_BR, mask_BR)) if entropy_BR is not None else None,
         "kl_to_init": None,
+        "response_tokens": float(mask_BR.sum()),
     }
     if exp.ref_logp_BR is not None:
         kl_BR = kl_penalty(ro.old_logp_BR, exp.ref_logp_BR, "k3")
         metrics["kl_to_init"] = float(masked_mean(kl_BR, mask_BR))
     return metrics
+
+
+# How each rollout metric combines over ranks (each rank has the same number of prompts/samples).
+_SUMMED = ("samples_kept", "response_tokens")
+_TOKEN_WEIGHTED = ("entropy", "kl_to_init")
+
+
+def reduce_metrics(metrics: dict, ctx: DistContext) -> dict:
+    """Combine per-rank rollout metrics into the metrics of the whole batch."""
+    if not ctx.active:
+        return metrics
+    per_rank = gather_objects(metrics, ctx)
+    tokens = [m["response_tokens"] for m in per_rank]
+    out = {}
+    for key in metrics:
+        values = [m[key] for m in per_rank]
+        if key in _SUMMED:
+            out[key] = sum(values)
+        elif values[0] is None:
+            out[key] = None
+        elif key in _TOKEN_WEIGHTED:
+            out[key] = sum(v * t for v, t in zip(values, tokens)) / max(sum(tokens), 1.0)
+        else:
+            out[key] = sum(values) / len(values)
+    return out

@@ -113,3 +113,17 @@ def load_policy(
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def apply_lora(model: PreTrainedModel, rank: int, alpha: float, targets: str) -> PreTrainedModel:
+    """Wrap the model with peft LoRA adapters; only the adapters train.
+
+    `targets` is "all-linear" or a comma-separated list of module names (e.g. "q_proj,v_proj").
+    """
+    from peft import LoraConfig, get_peft_model
+
+    modules: str | list[str] = targets if targets == "all-linear" else targets.split(",")
+    config = LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=modules, task_type="CAUSAL_LM"
+    )
+    return get_peft_model(model, config)

@@ -10,7 +10,7 @@ Randomness is derived from (seed, iteration), so a resumed run repeats an uninte
 
 from __future__ import annotations
 
-import copy
+import json
 import math
 import os
 import random
@@ -29,18 +29,21 @@ from minimalrl.checkpoint import (
     check_config,
     latest_checkpoint,
     load_critic_weights,
+    load_policy_weights,
     load_trainer_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from minimalrl.config import TrainConfig
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.critic import ValueModel
 from minimalrl.data import build_prompts, load_problems
+from minimalrl.distributed import any_across, barrier, init_distributed, shard, sum_across
 from minimalrl.evaluate import EvalSettings, evaluate
-from minimalrl.experience import batched_logprobs, build_experience, rollout_metrics
+from minimalrl.experience import build_experience, reduce_metrics, rollout_metrics
 from minimalrl.metrics import MetricsWriter
-from minimalrl.models import load_policy
+from minimalrl.models import apply_lora, load_policy
+from minimalrl.reference import Reference
 from minimalrl.reward import verify_batch
 from minimalrl.rollout import HFBackend, SamplingParams, rollout
 from minimalrl.update import UpdateSettings, update
@@ -82,21 +85,56 @@ class Trainer:
         force: bool = False,
         progress: bool = True,
     ):
-        self.cfg, self.output, self.progress = cfg, Path(output), progress
-        self.output.mkdir(parents=True, exist_ok=True)
+        self.cfg, self.output = cfg, Path(output)
+        self.ctx, self.device = init_distributed(resolve_device(cfg.device))
+        if cfg.prompts_per_iteration % self.ctx.world_size:
+            raise ConfigError(
+                f"prompts_per_iteration = {cfg.prompts_per_iteration} must split evenly over "
+                f"{self.ctx.world_size} ranks"
+            )
+        self.progress = progress and self.ctx.is_main
+        if self.ctx.is_main:
+            self.output.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.alg = get_algorithm(cfg.algo)
-        self.device = resolve_device(cfg.device)
+        self._build_models()
+        self._load_data()
+        eos = [self.tokenizer.eos_token_id]
+        self.backend = HFBackend(self.model, self.tokenizer.pad_token_id, eos)
+        self.start_iteration = 0
+        if resume:
+            self._resume(force)
+        self.metrics = (
+            MetricsWriter(self.output, truncate_after=self.start_iteration + 1)
+            if self.ctx.is_main
+            else None
+        )
+        self._stop_requested = False
+
+    def _build_models(self) -> None:
+        """Policy (optionally LoRA), reference, critic, their optimizers and the lr schedule."""
+        cfg = self.cfg
         self.model, self.tokenizer = load_policy(cfg.model, device=self.device)
+        if cfg.lora_rank:
+            self.model = apply_lora(
+                self.model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_target_modules
+            )
+        if cfg.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
         self.model.eval()  # no dropout: old and new log-probs must agree before any update
-        # The initial model, frozen: KL penalty and the kl_to_init curve.
-        self.ref_model = copy.deepcopy(self.model).requires_grad_(False)
+        needs_ref = cfg.kl_coef > 0 or cfg.track_kl_to_init or self.alg.needs_reference
+        self.reference = (
+            Reference(self.model, shares_weights=bool(cfg.lora_rank)) if needs_ref else None
+        )
         self.critic = ValueModel(self.model).to(self.device) if self.alg.needs_critic else None
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay
+            trainable, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda it: lr_factor(it, cfg)
@@ -106,14 +144,11 @@ class Trainer:
             if self.critic is not None
             else None
         )
-        self._load_data()
-        eos = [self.tokenizer.eos_token_id]
-        self.backend = HFBackend(self.model, self.tokenizer.pad_token_id, eos)
-        self.start_iteration = 0
-        if resume:
-            self._resume(force)
-        self.metrics = MetricsWriter(self.output, truncate_after=self.start_iteration + 1)
-        self._stop_requested = False
+
+    def autocast(self) -> torch.autocast:
+        """bfloat16 autocast when precision is bf16 (a no-op context otherwise)."""
+        device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
+        return torch.autocast(device_type, torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     # ----------------------------------------------------------------- data
     def _load_data(self) -> None:
@@ -138,7 +173,7 @@ class Trainer:
         """Roll out, score, build experience, update; returns the iteration's metrics."""
         cfg, alg = self.cfg, self.alg
         t0 = time.perf_counter()
-        idx = self.prompt_indices(it)
+        idx = shard(self.prompt_indices(it), self.ctx)  # this rank's prompts, whole groups
         params = SamplingParams(
             n=cfg.samples_per_prompt,
             max_new_tokens=cfg.max_new_tokens,
@@ -162,7 +197,7 @@ class Trainer:
             correct_reward=cfg.correct_reward,
             wrong_reward=cfg.wrong_reward,
             band=(cfg.band_lo, cfg.band_hi),
-            ref_logp_BR=batched_logprobs(self.ref_model, ro, micro),
+            ref_logp_BR=self.reference.logprobs(ro, micro) if self.reference else None,
             critic=self.critic,
             gamma=cfg.gamma,
             lam=cfg.lam,
@@ -171,35 +206,37 @@ class Trainer:
             micro_batch=micro,
         )
         rollout_seconds = time.perf_counter() - t0
-        record = {"iteration": it + 1, **rollout_metrics(exp, ro.entropy_BR)}
+        record = {
+            "iteration": it + 1,
+            **reduce_metrics(rollout_metrics(exp, ro.entropy_BR), self.ctx),
+        }
         record["lr"] = self.scheduler.get_last_lr()[0]
         t1 = time.perf_counter()
-        upd = {}
-        if exp.units:
-            upd = update(
-                self.model,
-                self.optimizer,
-                exp,
-                alg,
-                self.update_settings(),
-                torch.Generator().manual_seed(_seed(cfg.seed, it, 4)),
-                critic=self.critic,
-                critic_optimizer=self.critic_optimizer,
-            )
-        else:
+        upd = update(
+            self.model,
+            self.optimizer,
+            exp,
+            alg,
+            self.update_settings(),
+            torch.Generator().manual_seed(_seed(cfg.seed, it, 4)),
+            critic=self.critic,
+            critic_optimizer=self.critic_optimizer,
+            ctx=self.ctx,
+        )
+        if not upd and self.ctx.is_main:
             tqdm.write(f"iteration {it + 1}: every prompt was filtered out; no update")
         with warnings.catch_warnings():  # an iteration without kept samples has no optimizer step
             warnings.simplefilter("ignore", UserWarning)
             self.scheduler.step()
         update_seconds = time.perf_counter() - t1
-        generated = float(ro.response_mask_BR.sum())
+        generated = sum_across(float(ro.response_mask_BR.sum()), self.ctx)
         record.update(
             clip_fraction=upd.get("clip_fraction", 0.0),
             grad_norm=upd.get("grad_norm", 0.0),
             rollout_seconds=rollout_seconds,
             update_seconds=update_seconds,
             tokens_per_second=generated / (rollout_seconds + update_seconds),
-            skipped_update=not exp.units,
+            skipped_update=not upd,
             **{f"update/{k}": v for k, v in upd.items()},
         )
         return record
@@ -226,7 +263,7 @@ class Trainer:
     # ----------------------------------------------------------------- eval
     def evaluate(self) -> float | None:
         """Greedy accuracy on the held-out set (None when there is none)."""
-        if not self.eval_problems:
+        if not self.eval_problems or not self.ctx.is_main:
             return None
         cfg = self.cfg
         settings = EvalSettings(
@@ -249,7 +286,11 @@ class Trainer:
         return result.summary["accuracy"]
 
     # ----------------------------------------------------------------- checkpoints
-    def save(self, iterations_done: int) -> Path:
+    def save(self, iterations_done: int) -> Path | None:
+        """Rank 0 writes the checkpoint (the ranks' weights and optimizers are identical)."""
+        if not self.ctx.is_main:
+            barrier(self.ctx)
+            return None
         state = TrainerState(
             iteration=iterations_done,
             optimizer=self.optimizer.state_dict(),
@@ -257,7 +298,7 @@ class Trainer:
             critic_optimizer=self.critic_optimizer.state_dict() if self.critic_optimizer else None,
             rng=rng_state(),
         )
-        return save_checkpoint(
+        path = save_checkpoint(
             self.output / "checkpoints",
             iteration=iterations_done,
             model=self.model,
@@ -267,22 +308,16 @@ class Trainer:
             critic=self.critic,
             keep=self.cfg.keep_checkpoints,
         )
+        barrier(self.ctx)
+        return path
 
     def _resume(self, force: bool) -> None:
-        from safetensors.torch import load_file
-
         path = latest_checkpoint(self.output / "checkpoints")
         if path is None:
             return  # nothing saved yet: start from the beginning
-        import json
-
         saved = json.loads((path / "config.json").read_text())
         check_config(saved, self.cfg.to_dict(), force=force, where=path)
-        weights = load_file(str(path / "policy" / "model.safetensors"))
-        missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        # Tied embeddings are saved once; anything else missing means a different model.
-        if unexpected or any("lm_head" not in k for k in missing):
-            raise RuntimeError(f"{path}: policy weights do not match the model ({missing[:3]})")
+        load_policy_weights(self.model, path / "policy")
         state = load_trainer_state(path)
         self.optimizer.load_state_dict(state.optimizer)
         self.scheduler.load_state_dict(state.scheduler)
@@ -299,6 +334,10 @@ class Trainer:
         self._stop_requested = True
         tqdm.write("stopping after this iteration and saving (Ctrl-C again to abort now)")
 
+    def _write(self, record: dict) -> None:
+        if self.metrics is not None:
+            self.metrics.write(record)
+
     def run(self) -> list[dict]:
         """Train from the current iteration to cfg.iterations; returns the records written."""
         cfg = self.cfg
@@ -307,7 +346,7 @@ class Trainer:
         try:
             if self.start_iteration == 0 and cfg.eval_every:
                 records.append({"iteration": 0, "eval_accuracy": self.evaluate()})
-                self.metrics.write(records[-1])
+                self._write(records[-1])
             bar = tqdm(
                 range(self.start_iteration, cfg.iterations),
                 disable=not self.progress,
@@ -316,24 +355,27 @@ class Trainer:
                 desc=cfg.algo,
             )
             for it in bar:
-                record = self.iteration(it)
+                with self.autocast():
+                    record = self.iteration(it)
                 done = it + 1
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
                     record["eval_accuracy"] = self.evaluate()
-                self.metrics.write(record)
+                self._write(record)
                 records.append(record)
                 bar.set_postfix(
                     reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy']:.2f}"
                 )
+                stop = any_across(self._stop_requested, self.ctx)  # all ranks stop together
                 last = done == cfg.iterations
-                if last or self._stop_requested or (cfg.save_every and done % cfg.save_every == 0):
+                if last or stop or (cfg.save_every and done % cfg.save_every == 0):
                     self.save(done)
-                if self._stop_requested:
+                if stop:
                     break
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
-            self.metrics.close()
+            if self.metrics is not None:
+                self.metrics.close()
         return records
 
 

@@ -7,6 +7,7 @@ equals the gradient of the whole minibatch at once (and, later, of all ranks tog
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
+from minimalrl.distributed import SINGLE_PROCESS, DistContext, sum_across, sum_gradients
 from minimalrl.experience import Experience
 from minimalrl.logprobs import response_logprobs
 
@@ -135,14 +137,34 @@ def _micro_step(
 
 
 def _clip_and_step(
-    params: list[nn.Parameter], opt: torch.optim.Optimizer, max_norm: float
+    params: list[nn.Parameter], opt: torch.optim.Optimizer, max_norm: float, ctx: DistContext
 ) -> float:
+    sum_gradients(params, ctx)  # the loss was normalised by all ranks' tokens: sum, not mean
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
     if not torch.isfinite(norm):
         raise NonFiniteLossError(f"gradient norm is {float(norm)}")
     opt.step()
     opt.zero_grad(set_to_none=True)
     return float(norm)
+
+
+def _split(order: list[int], parts: int) -> list[list[int]]:
+    """`order` cut into `parts` nearly equal consecutive chunks (some may be empty)."""
+    size, extra = divmod(len(order), parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [order[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -> list[list[int]]:
+    """Rows of each micro-batch, units sorted by length so that similar lengths pad together.
+
+    The order of micro-batches does not change the accumulated gradient (up to rounding).
+    """
+    lengths = exp.rollout.response_mask_BR.sum(-1) + exp.rollout.prompt_mask_BP.sum(-1)
+    by_len = sorted(mb, key=lambda unit: max(int(lengths[r]) for r in unit))
+    return [
+        _layout(by_len[i : i + units_per_micro]) for i in range(0, len(by_len), units_per_micro)
+    ]
 
 
 def update(
@@ -155,37 +177,45 @@ def update(
     *,
     critic: nn.Module | None = None,
     critic_optimizer: torch.optim.Optimizer | None = None,
+    ctx: DistContext = SINGLE_PROCESS,
 ) -> dict[str, float]:
-    """All minibatch steps of one iteration; returns metrics averaged over micro-batches."""
+    """All minibatch steps of one iteration; returns metrics averaged over micro-batches.
+
+    `minibatch_size` counts responses over all ranks: every rank cuts its share of the batch into
+    the same number of minibatches, so the optimizer steps stay in lockstep.
+    """
     units = exp.units
-    sums: dict[str, float] = defaultdict(float)
-    count = steps = 0
-    if not units:
+    per_unit = 2 if alg.needs_pairs else 1
+    total_units = sum_across(len(units), ctx)
+    if total_units == 0:
         return {}
-    per_unit = len(units[0])
-    units_per_mb = max(1, s.minibatch_size // per_unit)
+    n_minibatches = math.ceil(total_units / max(1, s.minibatch_size // per_unit))
     units_per_micro = max(1, s.micro_batch_size // per_unit)
     params = [p for p in model.parameters() if p.requires_grad]
     critic_params = list(critic.parameters()) if critic is not None else []
+    sums: dict[str, float] = defaultdict(float)
+    count = steps = 0
     for _ in range(s.epochs):
         order = torch.randperm(len(units), generator=generator).tolist()
-        for m0 in range(0, len(order), units_per_mb):
-            mb = [units[i] for i in order[m0 : m0 + units_per_mb]]
-            rows = _layout(mb)
+        for chunk in _split(order, n_minibatches):
+            mb = [units[i] for i in chunk]
+            rows = _layout(mb) if mb else []
             norm = {
-                "num_tokens": float(exp.rollout.response_mask_BR[rows].sum().clamp(min=1)),
-                "num_seqs": float(len(rows)),
+                "num_tokens": max(
+                    1.0, sum_across(float(exp.rollout.response_mask_BR[rows].sum()), ctx)
+                ),
+                "num_seqs": max(1.0, sum_across(float(len(rows)), ctx)),
             }
-            for u0 in range(0, len(mb), units_per_micro):
-                batch = _trimmed(exp, _layout(mb[u0 : u0 + units_per_micro]))
+            for micro_rows in _micro_batches(exp, mb, units_per_micro) if mb else []:
+                batch = _trimmed(exp, micro_rows)
                 for k, v in _micro_step(model, critic, alg, s, batch, norm).items():
                     sums[k] += v
                 count += 1
-            sums["grad_norm"] += _clip_and_step(params, optimizer, s.grad_clip)
+            sums["grad_norm"] += _clip_and_step(params, optimizer, s.grad_clip, ctx)
             if critic_optimizer is not None:
-                _clip_and_step(critic_params, critic_optimizer, s.grad_clip)
+                _clip_and_step(critic_params, critic_optimizer, s.grad_clip, ctx)
             steps += 1
-    metrics = {k: v / count for k, v in sums.items() if k != "grad_norm"}
+    metrics = {k: v / max(count, 1) for k, v in sums.items() if k != "grad_norm"}
     metrics["grad_norm"] = sums["grad_norm"] / steps
     metrics["optimizer_steps"] = steps
     return metrics

@@ -75,7 +75,9 @@ def worker_main() -> None:
     import math_verify  # noqa: F401  (import before saying ready: the first pair is not slowed)
 
     _guard_child()
-    out = sys.stdout
+    out = os.fdopen(os.dup(1), "w")  # the protocol channel; stray prints go to stderr instead
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:

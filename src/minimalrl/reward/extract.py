@@ -17,6 +17,7 @@ from fractions import Fraction
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)
 _MAX_BOXES_TRIED = 20  # bounds the work on a text with thousands of unclosed boxes
+_TOKEN_RE = re.compile(r"[^\s$]+")  # `\boxed 5$`: the answer runs to a space or `$`
 _GSM8K_RE = re.compile(r"####[ \t]*([^\n]*)")
 _ANSWER_IS_RE = re.compile(r"\banswer\s+is\b\s*:?|\banswer\s*:", re.I)
 _NUMBER_RE = re.compile(
@@ -49,12 +50,12 @@ def _boxed_content(text: str, end: int) -> str | None:
         return None if close is None else text[i + 1 : close]
     if i == end and i < len(text) and text[i].isalpha():
         return None  # `\boxedfoo` is another command, not a box
-    m = re.match(r"[^\s$]+", text[i:])
+    m = _TOKEN_RE.match(text, i)
     return m.group().rstrip(".,;:") if m else None
 
 
 def _last_boxed(text: str) -> str | None:
-    """Content of the last complete `\\boxed{}` / `\\fbox{}`; an unclosed (truncated) box is skipped."""
+    """Content of the last complete `\\boxed{}` / `\\fbox{}`; an unclosed one is skipped."""
     boxes = list(_BOX_RE.finditer(text))
     for m in reversed(boxes[-_MAX_BOXES_TRIED:]):
         content = _boxed_content(text, m.end())
@@ -104,24 +105,28 @@ def last_number(text: str) -> str | None:
 
 _UNIT_CMD = r"\\(?:text|textrm|textnormal|mathrm|mbox|rm|operatorname)\s*\{[^{}]*\}"
 _TRAILING_UNITS_RE = re.compile(
-    rf"(?<=\S)\s*(?:{_UNIT_CMD}(?:\s*\^\s*(?:\{{[^{{}}]*\}}|-?\d))?\s*(?:/|\\cdot)?\s*)+$"
+    rf"(?<=\S)\s*(?:{_UNIT_CMD}(?:\s*\^\s*(?:\{{[^{{}}]*\}}|-?\d))?(?:\s*(?:/|\\cdot))?\s*)+$"
 )
 _WHOLE_TEXT_RE = re.compile(r"^\\(?:text|textbf|textrm|textnormal|mathrm|mbox)\s*\{([^{}]*)\}$")
-_DEGREES_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree(?![A-Za-z])")
+_DEGREES_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ\s*$|°|\\degree(?![A-Za-z])")
 _SPACING_RE = re.compile(r"(?<!\\)\\[,;: ]|\\q?quad(?![A-Za-z])|~")
-_TRAILING_WORDS_RE = re.compile(r"^([^A-Za-z\\]*\d)\s+(?!.*\b(?:and|or)\b)[A-Za-z]{2,}(?:[\s.]+[A-Za-z]+)*$")
+_TRAILING_WORDS_RE = re.compile(
+    r"^([^A-Za-z\\]*\d)\s+(?!.*\b(?:and|or)\b)[A-Za-z]{2,}(?:[\s.]+[A-Za-z]+)*$"
+)
 _LHS_RE = re.compile(r"^(?:[A-Za-z]|\\[A-Za-z]+)(?:_(?:\{\w+\}|\w))?\s*=\s*([^=]+)$")
 _BASE_RE = re.compile(r"^(\d[0-9A-Za-z]*)_\{?\(?(\d+)\)?\}?$")
+_MAX_UNWRAP = 8  # `{{{{x}}}}` layers peeled; bounded so a hostile string costs linear time
 _THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?:\\?%)?$")
 
 
 def _strip_wrappers(s: str) -> str:
-    """Drop math delimiters, dollar signs, `\\left`/`\\right`, `\\displaystyle`, fraction variants."""
+    """Drop boxes, outer braces, math delimiters, dollars, `\\left`, `\\right`; unify `\\dfrac`."""
     s = s.strip()
-    while (m := re.fullmatch(r"\\(?:boxed|fbox)\s*\{(.*)\}", s, re.DOTALL)) and match_brace(
-        s, s.index("{")
-    ) == len(s) - 1:
-        s = m.group(1).strip()
+    for _ in range(_MAX_UNWRAP):
+        m = re.fullmatch(r"(?:\\(?:boxed|fbox)\s*)?\{(.*)\}", s, re.DOTALL)
+        if not m or match_brace(s, s.index("{")) != len(s) - 1:
+            break
+        s = m.group(1).strip()  # `\boxed{...}` or redundant outer `{...}`
     s = re.sub(r"\\[()\[\]]", "", s.replace("\\$", "").replace("$", ""))
     s = re.sub(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])|\\displaystyle", "", s)
     return re.sub(r"\\[dtc]frac(?![A-Za-z])", r"\\frac", s)
@@ -159,7 +164,9 @@ def normalize_answer(s: str) -> str:
 _NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _MAX_DECIMAL_EXPONENT = 400  # larger powers of ten go to sympy, behind the safety checks
 _DECIMAL_RE = re.compile(rf"^({_NUM})(?:[eE]([+-]?\d+))?$")
-_TIMES_TEN_RE = re.compile(rf"^(?:({_NUM})\s*(?:\\times|\\cdot|\*|x)\s*)?10\s*\^\s*\{{?\s*([+-]?\d+)\s*\}}?$")
+_TIMES_TEN_RE = re.compile(
+    rf"^(?:({_NUM})\s*(?:\\times|\\cdot|\*|x)\s*)?10\s*\^\s*\{{?\s*([+-]?\d+)\s*\}}?$"
+)
 _SLASH_RE = re.compile(rf"^({_NUM})\s*/\s*({_NUM})$")
 _ARG = r"(?:\{\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*\}|(\d))"
 _FRAC_RE = re.compile(rf"^([+-]?)\s*(\d+\s*)?\\frac\s*{_ARG}\s*{_ARG}$")
@@ -167,8 +174,11 @@ _FRAC_RE = re.compile(rf"^([+-]?)\s*(\d+\s*)?\\frac\s*{_ARG}\s*{_ARG}$")
 
 def split_percent(s: str) -> tuple[str, bool]:
     """`50\\%` -> (`50`, True); anything else -> (s, False)."""
-    m = re.fullmatch(r"(.*?)\s*\\?%", s)
-    return (m.group(1), True) if m else (s, False)
+    t = s.rstrip()
+    if not t.endswith("%"):
+        return s, False
+    t = t[:-1]
+    return (t[:-1] if t.endswith("\\") else t).rstrip(), True
 
 
 def _scaled(mantissa: str | None, exponent: str) -> Fraction | None:
@@ -215,7 +225,7 @@ def _word_form(s: str) -> tuple[str, bool]:
 
 
 def text_answer_key(s: str) -> str | None:
-    """A key when the gold `s` is a word answer (`\\text{Evelyn}`, `\\text{(B)}`, `east`), else None.
+    """A key when gold `s` is a word answer (`\\text{Evelyn}`, `\\text{(B)}`, `east`), else None.
 
     Why: sympy reads `Evelyn` as the product E·v·e·l·y·n, so any anagram would "match".
     Single letters count only when wrapped (`\\text{B}`, `(B)`): a bare `x` is a variable.
@@ -227,5 +237,5 @@ def text_answer_key(s: str) -> str | None:
 
 
 def words_equal(answer: str, gold_key: str) -> bool:
-    """Whether `answer` spells the word answer `gold_key` (case, `\\text{}`, `(B)` vs `B` ignored)."""
+    """Whether `answer` spells the word answer `gold_key` (ignoring case, `\\text{}`, parens)."""
     return _word_form(answer)[0] == gold_key

@@ -190,7 +190,8 @@ def verify_batch(
     verdicts: list[bool | tuple[str, str]] = []
     for response, gold in zip(responses, golds):
         try:
-            verdicts.append(_quick_verdict(_answer_of(response, fallback_last_number), gold))
+            answer = _answer_of(response, fallback_last_number)
+            verdicts.append(_quick_verdict(answer, str(gold)))  # an int gold is fine too
         except Exception:  # a bug here must not crash training on one odd response
             logger.exception("reward: string tier failed on %.200r", response)
             verdicts.append(False)
@@ -214,7 +215,8 @@ def is_correct(
     The answer is the last `\\boxed{}`, `#### N` or "the answer is ..." (see `extract_answer`);
     with `fallback_last_number`, a response with none of these is judged by its last number.
     Returns within about `timeout` seconds once the worker runs (its one-off start, ~0.5 s, is
-    not counted) and never raises on any text.
+    not counted) and never raises on any text. Safe from any thread; concurrent callers share
+    one worker and take turns.
     """
     return verify_batch(
         [response_text], [gold], fallback_last_number=fallback_last_number, timeout=timeout
@@ -224,7 +226,7 @@ def is_correct(
 def reward_values(
     correct: list[bool], *, correct_reward: float = 1.0, wrong_reward: float = -1.0
 ) -> list[float]:
-    """Map verdicts to rewards; the paper's analysis uses +1 / -1, a 0/1 reward is one setting away."""
+    """Map verdicts to rewards: +1 / -1 as in the paper's analysis, or e.g. 1 / 0."""
     return [correct_reward if ok else wrong_reward for ok in correct]
 
 

@@ -1,0 +1,30 @@
+"""The reference policy (the initial model), for the KL penalty and the kl_to_init curve.
+
+Full fine-tuning keeps a frozen copy; with LoRA the reference is the same model with its adapters
+disabled, so no second copy of the weights is held in memory.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from minimalrl.experience import batched_logprobs
+from minimalrl.rollout import Rollout
+
+
+class Reference:
+    def __init__(self, policy: nn.Module, *, shares_weights: bool):
+        """`shares_weights`: the policy is a peft model whose base is the initial model."""
+        self.shares_weights = shares_weights
+        self.model = policy if shares_weights else copy.deepcopy(policy).requires_grad_(False)
+
+    @torch.inference_mode()
+    def logprobs(self, ro: Rollout, micro_batch: int) -> torch.Tensor:
+        """Per-token log-probs (B, R) of the rollout's responses under the initial model."""
+        off = self.model.disable_adapter() if self.shares_weights else nullcontext()
+        with off:
+            return batched_logprobs(self.model, ro, micro_batch)

@@ -1,0 +1,166 @@
+"""Equivalence, time limits, threads, the last-number fallback and the reward values."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from minimalrl.reward import is_correct, reward_values, verify_batch, warmup
+from minimalrl.reward._worker import WORKER
+from minimalrl.reward.verify import numbers_equal, too_hard
+
+TIMEOUT = 1.0
+# Passes every cheap check but makes sympy expand a 1001-term polynomial: only the worker's time
+# limit stops it.
+HANGS_SYMPY = r"\boxed{(x+1)^{1000}}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_worker():
+    """Start the worker up front: its one-off start-up is not part of any timed call."""
+    warmup()
+    assert is_correct(r"\boxed{\sqrt{8}}", r"2\sqrt{2}")
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        ("1,000", "1000", True),
+        ("1000", "100", False),
+        ("0.5", r"\frac12", True),
+        ("1/2", r"\frac{1}{2}", True),
+        (r"\dfrac{1}{2}", "0.5", True),
+        (r"50\%", "50", True),
+        (r"106^\circ", "106", True),
+        (r"\$18.90", "18.9", True),
+        (r"5.4 \text{ cents}", "5.4", True),
+        (r"2\sqrt{2}", r"\sqrt{8}", True),
+        (r"2\sqrt{3}", r"2\sqrt{2}", False),
+        (r"\frac{1}{3}+1", r"\frac{1}{3}", False),
+        ("(1,2)", "(2,1)", False),
+        ("(3, \\pi/2)", r"\left( 3, \frac{\pi}{2} \right)", True),
+        ("1, 2", "2, 1", True),
+        ("x=3", "3", True),
+        ("x=3", "x=-3", False),
+        ("[3,4]", "(3,4]", False),
+        (
+            r"\begin{pmatrix} 0.2 \\ -3.6 \end{pmatrix}",
+            r"\begin{pmatrix} 1/5 \\ -18/5 \end{pmatrix}",
+            True,
+        ),
+        (r"\text{Eveyln}", r"\text{Evelyn}", False),
+        ("4.5 \\times 10^{33}", "4.5e33", True),
+    ],
+)
+def test_equivalence(answer, gold, expected):
+    assert is_correct(rf"so the answer is $\boxed{{{answer}}}$.", gold) is expected
+
+
+def test_numbers_equal_fast_path():
+    assert numbers_equal("0.3333333", r"\frac{1}{3}") is True  # decimals get 1e-6 slack
+    assert numbers_equal("0.33", r"\frac{1}{3}") is False
+    assert numbers_equal("1000001", "1000000") is False  # integers are exact
+    assert numbers_equal(r"0.5\%", r"50\%") is False
+    assert numbers_equal(r"2\sqrt{2}", "3") is None  # not a plain number: sympy decides
+
+
+# --- untrusted input ------------------------------------------------------------------------
+
+HOSTILE = [
+    r"10^{10^{10^{10}}}",
+    r"9^{9^{9^{9^{9}}}}",
+    r"9^{9^{9}}",
+    r"10^{10^{10}}",
+    r"\frac{1}{0}",
+    "(" * 5000 + "1" + ")" * 5000,
+    "{" * 5000 + "1" + "}" * 5000,
+    "1" * 100_000,
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE, ids=lambda s: s[:20])
+def test_hostile_answers_are_refused_without_sympy(answer):
+    start = time.perf_counter()
+    assert is_correct(rf"\boxed{{{answer}}}", "5", timeout=TIMEOUT) is False
+    assert time.perf_counter() - start < 0.1  # refused by the cheap checks
+    assert too_hard(answer)
+
+
+def test_worker_time_limit_and_recovery():
+    """An input only sympy chokes on returns False within the limit; the next call still works."""
+    start = time.perf_counter()
+    assert is_correct(HANGS_SYMPY, "1", timeout=TIMEOUT) is False
+    assert time.perf_counter() - start < 2 * TIMEOUT
+    start = time.perf_counter()
+    assert is_correct(r"\boxed{\frac{\sqrt{3}}{3}}", r"\frac{1}{\sqrt{3}}", timeout=TIMEOUT)
+    assert time.perf_counter() - start < 2 * TIMEOUT  # the warm spare took over at once
+
+
+def test_batch_scores_the_others_when_one_hangs():
+    responses = [r"\boxed{2\sqrt{2}}", HANGS_SYMPY, r"\boxed{x^2+2x+1}", "#### 7"]
+    golds = [r"\sqrt{8}", "1", "(x+1)^2", "8"]
+    start = time.perf_counter()
+    assert verify_batch(responses, golds, timeout=TIMEOUT) == [True, False, True, False]
+    assert time.perf_counter() - start < 3 * TIMEOUT
+
+
+def test_garbage_never_raises():
+    junk = ["", "\\", "}{", "$$$", r"\boxed{\frac{", r"\boxed{^^^}", r"\boxed{\begin{pmatrix}}"]
+    junk += [r"\boxed{" + s + "}" for s in (r"\left(", "1/0", "0^{-1}", r"\infty-\infty", "%%")]
+    assert verify_batch(junk, ["1"] * len(junk), timeout=TIMEOUT) == [False] * len(junk)
+
+
+def test_works_from_threads():
+    """No signal.alarm: any thread may score, and concurrent callers share the worker safely."""
+    cases = [(r"\boxed{\sqrt{8}}", r"2\sqrt{2}", True), (r"\boxed{\sqrt{12}}", r"2\sqrt{2}", False)]
+    results: dict[int, list[bool]] = {}
+
+    def score(k: int) -> None:
+        results[k] = [is_correct(r, g, timeout=5.0) for r, g, _ in cases * 3]
+
+    threads = [threading.Thread(target=score, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results[k] == [e for *_, e in cases * 3] for k in range(4))
+
+
+def test_worker_restarts_after_close():
+    WORKER.close()
+    assert is_correct(r"\boxed{x^2-1}", "(x-1)(x+1)")
+
+
+# --- fallback and API -----------------------------------------------------------------------
+
+
+def test_fallback_last_number():
+    text = "She earns 0.2 per minute, so in 50 minutes she earns 0.2 x 50 = 10 dollars."
+    assert is_correct(text, "10") is False  # no final-answer marker
+    assert is_correct(text, "10", fallback_last_number=True) is True
+    assert is_correct(text, "11", fallback_last_number=True) is False
+    assert is_correct(r"\boxed{12} and later 10", "10", fallback_last_number=True) is False
+    assert is_correct("no numbers at all", "10", fallback_last_number=True) is False
+
+
+def test_verify_batch_matches_is_correct():
+    responses = ["#### 1,000", r"\boxed{\frac{1}{2}}", "the answer is 3", "7 apples"]
+    golds = ["1000", "0.5", "4", "7"]
+    expected = [is_correct(r, g, fallback_last_number=True) for r, g in zip(responses, golds)]
+    assert verify_batch(responses, golds, fallback_last_number=True) == expected
+    assert expected == [True, True, False, True]
+
+
+def test_verify_batch_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="gold"):
+        verify_batch(["a", "b"], ["1"])
+    with pytest.raises(ValueError, match="timeout"):
+        verify_batch(["a"], ["1"], timeout=0)
+
+
+def test_reward_values():
+    assert reward_values([True, False, True]) == [1.0, -1.0, 1.0]
+    assert reward_values([True, False], correct_reward=1.0, wrong_reward=0.0) == [1.0, 0.0]
+    assert reward_values([]) == []
