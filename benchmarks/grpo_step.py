@@ -110,7 +110,11 @@ def _count_trained(clock: PhaseClock, args: tuple, out: Any) -> None:
     response = int(ro.response_mask_BR[rows].sum())
     clock.counts["trained_rows"] = len(rows)
     clock.counts["trained_response_tokens"] = response
-    clock.counts["trained_tokens"] = int(ro.prompt_mask_BP[rows].sum()) + response
+    # Prompt + response tokens of every trained row: the work TRL does. minimalrl runs each
+    # distinct prompt once per micro-batch (shared KV cache), so it computes fewer.
+    clock.counts["trained_tokens"] = int(ro.sequence_lengths_B[rows].sum())
+    unique = ro.prompt_index_B[rows].unique()
+    clock.counts["computed_tokens"] = int(ro.prompt_mask_UP[unique].sum()) + response
 
 
 def minimalrl_worker(args: argparse.Namespace) -> dict:

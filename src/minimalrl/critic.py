@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from minimalrl.logprobs import backbone_and_head, position_ids_from_mask
+from minimalrl.logprobs import TokenBatch, backbone_and_head, response_hidden_states
 
 
 class ValueModel(nn.Module):
@@ -23,22 +23,7 @@ class ValueModel(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(
-        self,
-        prompt_ids_BP: torch.Tensor,
-        prompt_mask_BP: torch.Tensor,
-        response_ids_BR: torch.Tensor,
-        response_mask_BR: torch.Tensor,
-    ) -> torch.Tensor:
-        """Values (B, R); 0 on response padding."""
-        ids_BL = torch.cat([prompt_ids_BP, response_ids_BR], dim=1)
-        mask_BL = torch.cat([prompt_mask_BP, response_mask_BR], dim=1)
-        h_BLH = self.body(
-            input_ids=ids_BL,
-            attention_mask=mask_BL,
-            position_ids=position_ids_from_mask(mask_BL),
-            use_cache=False,
-        ).last_hidden_state
-        P = prompt_ids_BP.shape[1]
-        values_BR = self.head(h_BLH[:, P - 1 : -1]).squeeze(-1).float()
-        return values_BR * response_mask_BR
+    def forward(self, batch: TokenBatch) -> torch.Tensor:
+        """Values (B, R) of the states before each response token; 0 on response padding."""
+        h_BRH = response_hidden_states(self.body, batch)
+        return self.head(h_BRH).squeeze(-1).float() * batch.response_mask_BR

@@ -24,7 +24,6 @@ from minimalrl.algorithms import (
     whiten,
 )
 from minimalrl.distributed import DistContext, gather_objects
-from minimalrl.logprobs import response_logprobs
 from minimalrl.rollout import Rollout
 
 
@@ -49,33 +48,15 @@ class Experience:
 
 
 @torch.inference_mode()
-def batched_logprobs(model: nn.Module, ro: Rollout, micro_batch: int) -> torch.Tensor:
-    """`response_logprobs` of a whole rollout, micro-batch by micro-batch, without gradients."""
-    parts = []
-    for s in range(0, ro.response_ids_BR.shape[0], micro_batch):
-        sl = slice(s, s + micro_batch)
-        lp, _ = response_logprobs(
-            model,
-            ro.prompt_ids_BP[sl],
-            ro.prompt_mask_BP[sl],
-            ro.response_ids_BR[sl],
-            ro.response_mask_BR[sl],
-        )
-        parts.append(lp)
-    return torch.cat(parts)
-
-
-@torch.inference_mode()
 def critic_values(critic: nn.Module, ro: Rollout, micro_batch: int) -> torch.Tensor:
     """The critic's values (B, R) of the rollout's states, without gradients."""
+    B, width = ro.response_ids_BR.shape
     parts = [
-        critic(
-            ro.prompt_ids_BP[s : s + micro_batch],
-            ro.prompt_mask_BP[s : s + micro_batch],
-            ro.response_ids_BR[s : s + micro_batch],
-            ro.response_mask_BR[s : s + micro_batch],
+        torch.nn.functional.pad(v, (0, width - v.shape[1]))
+        for v in (
+            critic(ro.select(list(range(s, min(s + micro_batch, B)))))
+            for s in range(0, B, micro_batch)
         )
-        for s in range(0, ro.response_ids_BR.shape[0], micro_batch)
     ]
     return torch.cat(parts)
 

@@ -3,15 +3,19 @@
 Rollouts (old log-probs), losses (new log-probs), the reference model and the metrics all call
 `response_logprobs`, so the numbers they compare are computed the same way.
 
-Layout: a sequence is `[left-padded prompt | right-padded response]`; we return values for the
-response tokens only, shaped (B, R). The vocabulary projection is applied only to the hidden states
-that predict response tokens, chunk by chunk, so no (B, T, V) float tensor for the prompt is made.
+Layout (`TokenBatch`): U distinct left-padded prompts and B right-padded responses, each pointing to
+its prompt; we return values for the response tokens only, shaped (B, R). The vocabulary projection
+is applied only to the hidden states that predict response tokens, chunk by chunk, so no (B, T, V)
+float tensor for the prompt is made.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 
 def position_ids_from_mask(mask_BL: torch.Tensor) -> torch.Tensor:
@@ -25,18 +29,65 @@ def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     return base.get_decoder(), base.get_output_embeddings()
 
 
-def hidden_states(
-    model: nn.Module, input_ids_BL: torch.Tensor, attention_mask_BL: torch.Tensor
-) -> torch.Tensor:
-    """Last-layer hidden states (B, L, H) of the body, with positions that skip left padding."""
-    body, _ = backbone_and_head(model)
-    out = body(
-        input_ids=input_ids_BL,
-        attention_mask=attention_mask_BL,
-        position_ids=position_ids_from_mask(attention_mask_BL),
-        use_cache=False,
+@dataclass
+class TokenBatch:
+    """Token ids of B responses and the U distinct prompts they answer.
+
+    A prompt is stored once however many responses it has: its forward pass is computed once and
+    its key/value cache shared by its responses (n samples per prompt cost one prompt forward).
+    """
+
+    prompt_ids_UP: torch.Tensor
+    """Distinct prompts, left-padded (U, P)."""
+    prompt_mask_UP: torch.Tensor
+    prompt_index_B: torch.Tensor
+    """Which prompt (row of prompt_ids_UP) each response answers (B,)."""
+    response_ids_BR: torch.Tensor
+    """Responses, right-padded (B, R)."""
+    response_mask_BR: torch.Tensor
+
+    def select(self, rows: list[int] | torch.Tensor) -> TokenBatch:
+        """The given responses and only their prompts, with all-padding columns cut off."""
+        rows_b = torch.as_tensor(rows, dtype=torch.long, device=self.response_ids_BR.device)
+        used, index_b = torch.unique(self.prompt_index_B[rows_b], return_inverse=True)
+        pmask = self.prompt_mask_UP[used]
+        rmask = self.response_mask_BR[rows_b]
+        p0 = int(pmask.any(0).nonzero().min()) if pmask.any() else pmask.shape[1] - 1
+        r1 = int(rmask.any(0).nonzero().max()) + 1 if rmask.any() else 1
+        return TokenBatch(
+            self.prompt_ids_UP[used, p0:], pmask[:, p0:], index_b,
+            self.response_ids_BR[rows_b, :r1], rmask[:, :r1],
+        )  # fmt: skip
+
+
+def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
+    """Hidden states (B, R, H) that predict each response token, from the transformer body.
+
+    The prompts run once (U rows) into a KV cache, which each response then reads (B rows):
+    position P-1+t predicts response token t, so token 0 is predicted by the prompt's last state.
+    Gradients flow through the shared cache into the prompt's forward.
+    """
+    b = batch
+    cache = DynamicCache()
+    prompt_out = body(
+        input_ids=b.prompt_ids_UP,
+        attention_mask=b.prompt_mask_UP,
+        position_ids=position_ids_from_mask(b.prompt_mask_UP),
+        cache=cache,
+        use_cache=True,
     )
-    return out.last_hidden_state
+    cache.batch_select_indices(b.prompt_index_B)
+    full_mask_BL = torch.cat([b.prompt_mask_UP[b.prompt_index_B], b.response_mask_BR], dim=1)
+    P = b.prompt_ids_UP.shape[1]
+    response_out = body(
+        input_ids=b.response_ids_BR,
+        attention_mask=full_mask_BL,
+        position_ids=position_ids_from_mask(full_mask_BL)[:, P:],
+        cache=cache,
+        use_cache=True,
+    )
+    last_prompt_B1H = prompt_out.last_hidden_state[b.prompt_index_B, -1:]
+    return torch.cat([last_prompt_B1H, response_out.last_hidden_state[:, :-1]], dim=1)
 
 
 def _chunk_logprobs(
@@ -57,10 +108,7 @@ def _chunk_logprobs(
 
 def response_logprobs(
     model: nn.Module,
-    prompt_ids_BP: torch.Tensor,
-    prompt_mask_BP: torch.Tensor,
-    response_ids_BR: torch.Tensor,
-    response_mask_BR: torch.Tensor,
+    batch: TokenBatch,
     *,
     temperature: float = 1.0,
     with_entropy: bool = False,
@@ -71,13 +119,9 @@ def response_logprobs(
     Padding positions of the response get 0. `temperature` divides the logits, so old log-probs
     match the distribution that sampled them (verl does the same).
     """
-    input_ids_BL = torch.cat([prompt_ids_BP, response_ids_BR], dim=1)
-    mask_BL = torch.cat([prompt_mask_BP, response_mask_BR], dim=1)
-    h_BLH = hidden_states(model, input_ids_BL, mask_BL)
-    P = prompt_ids_BP.shape[1]
-    # Position P-1+t predicts response token t.
-    h_BRH = h_BLH[:, P - 1 : -1]
-    _, head = backbone_and_head(model)
+    body, head = backbone_and_head(model)
+    h_BRH = response_hidden_states(body, batch)
+    response_ids_BR, response_mask_BR = batch.response_ids_BR, batch.response_mask_BR
     B, R = response_ids_BR.shape
     valid_N = response_mask_BR.reshape(-1).bool()
     h_NH = h_BRH.reshape(B * R, -1)[valid_N]
@@ -90,12 +134,43 @@ def response_logprobs(
         )
         logps.append(lp)
         ents.append(en)
-    logp_BR = h_BRH.new_zeros(B * R)
-    logp_BR = logp_BR.masked_scatter(valid_N, torch.cat(logps)) if logps else logp_BR
+    zeros = torch.zeros(B * R, dtype=torch.float32, device=h_BRH.device)
+    logp_BR = zeros.masked_scatter(valid_N, torch.cat(logps)) if logps else zeros
     entropy_BR = None
     if with_entropy:
-        entropy_BR = h_BRH.new_zeros(B * R).detach()
+        entropy_BR = zeros
         if ents:
             entropy_BR = entropy_BR.masked_scatter(valid_N, torch.cat(ents))
         entropy_BR = entropy_BR.view(B, R)
     return logp_BR.view(B, R), entropy_BR
+
+
+def _pad_right(values_BR: torch.Tensor, width: int) -> torch.Tensor:
+    """Zero-pad a trimmed (B, R') tensor back to the batch width R."""
+    return torch.nn.functional.pad(values_BR, (0, width - values_BR.shape[1]))
+
+
+@torch.inference_mode()
+def batched_logprobs(
+    model: nn.Module,
+    batch: TokenBatch,
+    micro_batch: int,
+    *,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`response_logprobs` of a whole batch without gradients, `micro_batch` responses at a time.
+
+    Responses are grouped by prompt order, so a micro-batch holds few distinct prompts.
+    """
+    B, width = batch.response_ids_BR.shape
+    logps, entropies = [], []
+    for start in range(0, B, micro_batch):
+        rows = list(range(start, min(start + micro_batch, B)))
+        lp, ent = response_logprobs(
+            model, batch.select(rows), temperature=temperature, with_entropy=with_entropy
+        )
+        logps.append(_pad_right(lp, width))
+        if ent is not None:
+            entropies.append(_pad_right(ent, width))
+    return torch.cat(logps), torch.cat(entropies) if with_entropy else None

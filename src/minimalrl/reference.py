@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from minimalrl.experience import batched_logprobs
+from minimalrl.logprobs import batched_logprobs
 from minimalrl.rollout import Rollout
 
 
@@ -27,4 +27,4 @@ class Reference:
         """Per-token log-probs (B, R) of the rollout's responses under the initial model."""
         off = self.model.disable_adapter() if self.shares_weights else nullcontext()
         with off:
-            return batched_logprobs(self.model, ro, micro_batch)
+            return batched_logprobs(self.model, ro, micro_batch)[0]

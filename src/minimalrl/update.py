@@ -45,19 +45,14 @@ class UpdateSettings:
     temperature: float
 
 
-def _trimmed(exp: Experience, rows: list[int]) -> dict[str, torch.Tensor]:
-    """The rows' tensors with the all-padding prompt columns and response columns cut off."""
-    ro = exp.rollout
+def _trimmed(exp: Experience, rows: list[int]) -> dict:
+    """The rows' token batch (padding columns cut off) and their per-token tensors, as wide."""
+    tokens = exp.rollout.select(rows)
     idx = torch.tensor(rows, dtype=torch.long)
-    pmask = ro.prompt_mask_BP[idx]
-    rmask = ro.response_mask_BR[idx]
-    p0 = int(pmask.any(0).nonzero().min()) if pmask.any() else 0
-    r1 = int(rmask.any(0).nonzero().max()) + 1 if rmask.any() else 1
-    out = {
-        "prompt_ids": ro.prompt_ids_BP[idx, p0:],
-        "prompt_mask": pmask[:, p0:],
-        "response_ids": ro.response_ids_BR[idx, :r1],
-        "mask": rmask[:, :r1],
+    r1 = tokens.response_ids_BR.shape[1]
+    out: dict = {
+        "tokens": tokens,
+        "mask": tokens.response_mask_BR,
         "loss_ref": exp.loss_ref_logp_BR[idx, :r1],
         "advantages": exp.advantages_BR[idx, :r1],
     }
@@ -87,10 +82,7 @@ def _micro_step(
     """Forward, loss and backward of one micro-batch; returns its metrics."""
     logp, ent = response_logprobs(
         model,
-        b["prompt_ids"],
-        b["prompt_mask"],
-        b["response_ids"],
-        b["mask"],
+        b["tokens"],
         temperature=s.temperature,
         with_entropy=s.entropy_coef > 0,
     )
@@ -115,7 +107,7 @@ def _micro_step(
         assert ent is not None
         loss = loss - s.entropy_coef * aggregate(ent, b["mask"], s.loss_agg, **norm)
     if critic is not None:
-        values = critic(b["prompt_ids"], b["prompt_mask"], b["response_ids"], b["mask"])
+        values = critic(b["tokens"])
         vloss, vmetrics = clipped_value_loss(
             values,
             b["old_values"],
@@ -160,7 +152,7 @@ def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -
 
     The order of micro-batches does not change the accumulated gradient (up to rounding).
     """
-    lengths = exp.rollout.response_mask_BR.sum(-1) + exp.rollout.prompt_mask_BP.sum(-1)
+    lengths = exp.rollout.sequence_lengths_B
     by_len = sorted(mb, key=lambda unit: max(int(lengths[r]) for r in unit))
     return [
         _layout(by_len[i : i + units_per_micro]) for i in range(0, len(by_len), units_per_micro)

@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from minimalrl.logprobs import response_logprobs
+from minimalrl.logprobs import TokenBatch, batched_logprobs
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,9 @@ class SamplingParams:
 
 
 @dataclass
-class Rollout:
-    """A batch of B = prompts × n sampled responses, in the layout `response_logprobs` takes."""
+class Rollout(TokenBatch):
+    """A batch of B = prompts × n sampled responses (rows of a prompt are contiguous)."""
 
-    prompt_ids_BP: torch.Tensor
-    prompt_mask_BP: torch.Tensor
-    response_ids_BR: torch.Tensor
-    response_mask_BR: torch.Tensor
-    prompt_index_B: torch.Tensor
-    """Which prompt of the input list each row answers (rows of a prompt are contiguous)."""
     old_logp_BR: torch.Tensor | None = None
     """Log-probs of the sampled tokens under the sampling policy."""
     entropy_BR: torch.Tensor | None = None
@@ -46,6 +40,11 @@ class Rollout:
     @property
     def response_lengths_B(self) -> torch.Tensor:
         return self.response_mask_BR.sum(-1)
+
+    @property
+    def sequence_lengths_B(self) -> torch.Tensor:
+        """Prompt + response tokens of each row (what a training forward costs)."""
+        return self.prompt_mask_UP.sum(-1)[self.prompt_index_B] + self.response_lengths_B
 
 
 class RolloutBackend(Protocol):
@@ -81,7 +80,6 @@ def pad_left(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-@torch.inference_mode()
 def rollout(
     backend: RolloutBackend,
     model: nn.Module,
@@ -94,20 +92,7 @@ def rollout(
     """Sample responses, then score them with the policy's log-probs and entropies (one forward)."""
     batch = backend.generate(prompt_token_ids, params, prompt_keys)
     temperature = params.temperature if params.temperature > 0 else 1.0
-    logps, entropies = [], []
-    for s in range(0, batch.response_ids_BR.shape[0], micro_batch):
-        sl = slice(s, s + micro_batch)
-        lp, ent = response_logprobs(
-            model,
-            batch.prompt_ids_BP[sl],
-            batch.prompt_mask_BP[sl],
-            batch.response_ids_BR[sl],
-            batch.response_mask_BR[sl],
-            temperature=temperature,
-            with_entropy=True,
-        )
-        logps.append(lp)
-        entropies.append(ent)
-    batch.old_logp_BR = torch.cat(logps)
-    batch.entropy_BR = torch.cat(entropies)
+    batch.old_logp_BR, batch.entropy_BR = batched_logprobs(
+        model, batch, micro_batch, temperature=temperature, with_entropy=True
+    )
     return batch

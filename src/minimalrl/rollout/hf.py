@@ -7,8 +7,6 @@ A hand loop rather than `model.generate`, for two savings `generate` does not ma
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from transformers import DynamicCache
@@ -42,22 +40,22 @@ def sample_next(
 ) -> torch.Tensor:
     """One token per row: greedy at temperature 0, else a draw from softmax(logits / T) in top-p.
 
-    The draw is the Gumbel-max trick, argmax(log p + G), with each row's noise from its own
-    generator (`row_generators`).
+    The draw inverts the row's CDF at one uniform number from the row's own generator
+    (`row_generators`): one random number per row instead of one per vocabulary entry.
     """
     if temperature <= 0:
         return logits_AV.argmax(-1)
-    logp_AV = torch.log_softmax(logits_AV.float() / temperature, dim=-1)
+    probs_AV = torch.softmax(logits_AV.float() / temperature, dim=-1)
     if top_p < 1.0:
-        sorted_lp, order = logp_AV.sort(dim=-1, descending=True)
-        sorted_p = sorted_lp.exp()
+        sorted_p, order = probs_AV.sort(dim=-1, descending=True)
         # Drop tokens once the mass before them reaches top_p (the first token always stays).
         drop = (sorted_p.cumsum(-1) - sorted_p) >= top_p
-        logp_AV = logp_AV.scatter(-1, order, sorted_lp.masked_fill(drop, -math.inf))
-    V = logp_AV.shape[-1]
-    u_AV = torch.stack([torch.rand(V, generator=g, device=logp_AV.device) for g in generators])
-    gumbel_AV = -torch.log(-torch.log(u_AV.clamp_(min=1e-20)))
-    return (logp_AV + gumbel_AV).argmax(-1)
+        probs_AV = torch.zeros_like(probs_AV).scatter(-1, order, sorted_p.masked_fill(drop, 0.0))
+    cdf_AV = probs_AV.cumsum(-1)
+    u_A1 = torch.cat([torch.rand(1, generator=g, device=cdf_AV.device) for g in generators])
+    target_A1 = (u_A1 * cdf_AV[:, -1]).unsqueeze(-1)
+    token_A = torch.searchsorted(cdf_AV, target_A1, right=True).squeeze(-1)
+    return token_A.clamp_(max=probs_AV.shape[-1] - 1)
 
 
 class HFBackend:
@@ -89,11 +87,11 @@ class HFBackend:
         response_mask_BR = (torch.arange(R, device=device)[None] < lengths_B[:, None]).long()
         n = params.n
         return Rollout(
-            prompt_ids_BP=prompt_ids.repeat_interleave(n, 0),
-            prompt_mask_BP=prompt_mask.repeat_interleave(n, 0),
+            prompt_ids_UP=prompt_ids,
+            prompt_mask_UP=prompt_mask,
+            prompt_index_B=torch.arange(len(prompt_token_ids), device=device).repeat_interleave(n),
             response_ids_BR=tokens_BR.masked_fill(response_mask_BR == 0, self.pad_token_id),
             response_mask_BR=response_mask_BR,
-            prompt_index_B=torch.arange(len(prompt_token_ids)).repeat_interleave(n),
             stats={"generated_tokens": float(lengths_B.sum())},
         )
 

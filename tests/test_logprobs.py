@@ -1,0 +1,116 @@
+"""Fast paths (shared prompt cache, chunked vocabulary projection, our sampler) vs plain ones."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minimalrl.logprobs import TokenBatch, batched_logprobs, response_logprobs
+from minimalrl.models import load_policy
+from minimalrl.rollout import HFBackend, SamplingParams, pad_left
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    model, tokenizer = load_policy(str(tiny_model_dir))
+    return model.eval(), tokenizer
+
+
+def _batch(tokenizer) -> TokenBatch:
+    g = torch.Generator().manual_seed(0)
+    prompts = [[3, 18, 19, 8, 15, 9], [3, 10, 4], [3, 18, 19, 12, 15, 13, 20, 4]]
+    ids, mask = pad_left(prompts, tokenizer.pad_token_id)
+    index = torch.tensor([0, 0, 1, 2, 2, 2])
+    lengths = torch.tensor([5, 2, 7, 1, 7, 4])
+    resp = torch.randint(5, 23, (6, 7), generator=g)
+    rmask = (torch.arange(7)[None] < lengths[:, None]).long()
+    return TokenBatch(ids, mask, index, resp.masked_fill(rmask == 0, 0), rmask)
+
+
+def _plain(model, b: TokenBatch, temperature: float = 1.0):
+    """Row by row: the whole unpadded sequence through the model, full log-softmax."""
+    logp = torch.zeros(b.response_ids_BR.shape)
+    ent = torch.zeros(b.response_ids_BR.shape)
+    for r in range(b.response_ids_BR.shape[0]):
+        p = b.prompt_ids_UP[b.prompt_index_B[r]][b.prompt_mask_UP[b.prompt_index_B[r]].bool()]
+        n = int(b.response_mask_BR[r].sum())
+        seq = torch.cat([p, b.response_ids_BR[r, :n]])[None]
+        logits = model(seq).logits[0, len(p) - 1 : -1].float() / temperature
+        lsm = torch.log_softmax(logits, -1)
+        logp[r, :n] = lsm.gather(-1, b.response_ids_BR[r, :n, None]).squeeze(-1)
+        ent[r, :n] = -(lsm.exp() * lsm).sum(-1)
+    return logp, ent
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_shared_prompt_logprobs_match_plain_forward(tiny, temperature):
+    model, tokenizer = tiny
+    b = _batch(tokenizer)
+    with torch.no_grad():
+        plain_logp, plain_ent = _plain(model, b, temperature)
+        logp, ent = response_logprobs(model, b, temperature=temperature, with_entropy=True,
+                                      chunk_tokens=5)  # fmt: skip
+    torch.testing.assert_close(logp, plain_logp, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ent, plain_ent, atol=1e-5, rtol=1e-5)
+    # Micro-batched (selected rows, trimmed columns) gives the same numbers.
+    mb_logp, _ = batched_logprobs(model, b, micro_batch=2, temperature=temperature)
+    torch.testing.assert_close(mb_logp, plain_logp, atol=1e-5, rtol=1e-5)
+
+
+def test_gradients_through_the_shared_prompt_match_plain(tiny):
+    model, tokenizer = tiny
+    b = _batch(tokenizer)
+    weight = model.model.layers[0].mlp.up_proj.weight
+    plain_logp, _ = _plain(model, b)
+    (g_plain,) = torch.autograd.grad(plain_logp.sum(), weight)
+    logp, _ = response_logprobs(model, b)
+    (g_fast,) = torch.autograd.grad(logp.sum(), weight)
+    torch.testing.assert_close(g_fast, g_plain, atol=1e-5, rtol=1e-4)
+
+
+def test_select_keeps_only_used_prompts_and_trims(tiny):
+    _, tokenizer = tiny
+    b = _batch(tokenizer).select([3, 1])
+    assert b.prompt_ids_UP.shape[0] == 2 and b.prompt_index_B.tolist() == [1, 0]
+    assert b.response_ids_BR.shape[1] == 2  # longest selected response
+    assert b.prompt_mask_UP[:, 0].any()  # no all-padding prompt column left
+
+
+def test_greedy_sampler_matches_hf_generate(tiny):
+    model, tokenizer = tiny
+    prompts = [[3, 18, 19, 8, 15, 9, 20, 4], [3, 10, 11, 4]]
+    backend = HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
+    out = backend.generate(prompts, SamplingParams(n=1, max_new_tokens=6, temperature=0))
+    for i, p in enumerate(prompts):
+        ref = model.generate(torch.tensor([p]), max_new_tokens=6, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)[0, len(p) :]  # fmt: skip
+        mine = out.response_ids_BR[i][out.response_mask_BR[i].bool()]
+        assert mine.tolist() == ref[: len(mine)].tolist()
+
+
+def test_samples_do_not_depend_on_the_batch(tiny):
+    model, tokenizer = tiny
+    prompts = [[3, 18, 19, 8, 15, 9, 20, 4], [3, 10, 11, 4], [3, 12, 4]]
+    backend = HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
+    params = SamplingParams(n=3, max_new_tokens=6, temperature=1.0, top_p=0.9, seed=7)
+    full = backend.generate(prompts, params)
+    part = backend.generate(prompts[2:], params, prompt_keys=[2])
+    torch.testing.assert_close(
+        full.response_ids_BR[6:, : part.response_ids_BR.shape[1]], part.response_ids_BR
+    )
+    again = backend.generate(prompts, params)
+    assert torch.equal(again.response_ids_BR, full.response_ids_BR)
+    other = backend.generate(prompts, SamplingParams(n=3, max_new_tokens=6, seed=8))
+    assert not torch.equal(other.response_ids_BR, full.response_ids_BR)
+
+
+def test_sampler_follows_the_distribution():
+    from minimalrl.rollout.hf import row_generators, sample_next
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0]])).expand(4000, 4)
+    gens = row_generators(0, list(range(4000)), 1, torch.device("cpu"))
+    tokens = sample_next(logits, 1.0, 1.0, gens)
+    freq = torch.bincount(tokens, minlength=4).float() / 4000
+    torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.2, 0.0]), atol=0.03, rtol=0)
+    top = sample_next(logits, 1.0, 0.7, gens)  # top-p 0.7 keeps the 0.5 and 0.3 tokens
+    assert set(top.tolist()) == {0, 1}
