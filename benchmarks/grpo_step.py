@@ -145,6 +145,9 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
         fallback_last_number=True,
         threads=args.threads,
         seed=args.seed,
+        # TRL with beta=0 runs no reference model; minimalrl's reference forward only feeds the
+        # kl_to_init curve, so it is off here unless --track-kl asks for it.
+        track_kl_to_init=args.track_kl,
     )
     with tempfile.TemporaryDirectory(prefix="grpo-bench-minimalrl-") as out:
         t0 = time.perf_counter()
@@ -157,7 +160,11 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
             "generate", trainer.backend.generate, _count_generated
         )
         trainer_mod.rollout = clock.wrap("rollout", trainer_mod.rollout)
-        trainer_mod.batched_logprobs = clock.wrap("ref_logprobs", trainer_mod.batched_logprobs)
+        required = ["generate", "rollout", "reward", "update"]
+        if trainer.reference is not None:  # only with --track-kl (kl_to_init curve)
+            ref = trainer.reference
+            ref.logprobs = clock.wrap("ref_logprobs", ref.logprobs)
+            required.append("ref_logprobs")
         trainer_mod.verify_batch = clock.wrap("reward", trainer_mod.verify_batch)
         trainer_mod.update = clock.wrap("update", trainer_mod.update, _count_trained)
         steps = []
@@ -166,7 +173,7 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
             t0 = time.perf_counter()
             record = trainer.iteration(it)
             seconds = time.perf_counter() - t0
-            clock.require("generate", "rollout", "ref_logprobs", "reward", "update")
+            clock.require(*required)
             phases = dict(clock.seconds)
             phases["old_logprobs"] = phases.pop("rollout", 0.0) - phases.get("generate", 0.0)
             step = step_record(clock, seconds, phases)
@@ -367,6 +374,7 @@ def run_worker_process(framework: str, args: argparse.Namespace, seed: int, log:
         "--trl-gradient-checkpointing"
         if args.trl_gradient_checkpointing
         else "--no-trl-gradient-checkpointing",
+        *(["--track-kl"] if args.track_kl else []),
     ]
     threads = str(args.threads)
     env = {
@@ -549,6 +557,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="TRL's gradient checkpointing (on by default in GRPOConfig; minimalrl has none)",
+    )
+    p.add_argument(
+        "--track-kl",
+        action="store_true",
+        help="also run minimalrl's reference forward for the kl_to_init curve (TRL, beta=0: none)",
     )
     p.add_argument("--skip-trl", action="store_true", help="benchmark minimalrl alone")
     p.add_argument("--skip-minimalrl", action="store_true", help="benchmark TRL alone")

@@ -29,8 +29,14 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     return fast
 
 
-def build_tiny_model(path: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
-    """Save a randomly initialised tiny Llama and its tokenizer to `path`; return it."""
+def build_tiny_model(
+    path: Path, *, seed: int = 0, hidden: int = 32, layers: int = 2, init_std: float = 0.02
+) -> Path:
+    """Save a randomly initialised tiny Llama and its tokenizer to `path`; return it.
+
+    With the default init the logits of a 32-wide model span about ±0.7, so only the (tied)
+    embeddings can make one token likely; LoRA, which leaves them frozen, needs a larger init_std.
+    """
     tokenizer = build_tokenizer()
     torch.manual_seed(seed)
     config = LlamaConfig(
@@ -45,6 +51,7 @@ def build_tiny_model(path: Path, *, seed: int = 0, hidden: int = 32, layers: int
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
+        initializer_range=init_std,
     )
     model = LlamaForCausalLM(config)
     path.mkdir(parents=True, exist_ok=True)

