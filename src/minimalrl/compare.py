@@ -115,7 +115,9 @@ def _run_one(cfg: TrainConfig, run_dir: Path, final: FinalEval, progress: bool) 
         return json.loads(done.read_text())
     train(cfg, run_dir, resume=True, progress=progress)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
-    assert ckpt is not None, "training ends with a checkpoint"
+    if ckpt is None or ckpt.name != f"iter_{cfg.iterations:06d}":
+        # Stopped early (Ctrl-C saves and returns): leave the run unfinished, to resume later.
+        raise KeyboardInterrupt(f"{run_dir} stopped before iteration {cfg.iterations}")
     result = {
         "algo": cfg.algo,
         "seed": cfg.seed,
