@@ -10,6 +10,7 @@ Randomness is derived from (seed, iteration), so a resumed run repeats an uninte
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -108,7 +109,10 @@ class Trainer:
         if resume:
             self._resume(force)
         self.metrics = (
-            MetricsWriter(self.output, truncate_after=self.start_iteration + 1)
+            # A resumed run keeps the records its checkpoint covers; a fresh one starts empty.
+            MetricsWriter(
+                self.output, truncate_after=self.start_iteration + 1 if self.start_iteration else 0
+            )
             if self.ctx.is_main
             else None
         )
@@ -167,9 +171,13 @@ class Trainer:
         out = []
         for pos in range(iteration * m, (iteration + 1) * m):
             epoch, i = divmod(pos, n)
-            g = torch.Generator().manual_seed(_seed(self.cfg.seed, epoch, 1))
-            out.append(int(torch.randperm(n, generator=g)[i]))
+            out.append(self._epoch_order(epoch)[i])
         return out
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 (one trainer per run: the cache lives with it)
+    def _epoch_order(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(_seed(self.cfg.seed, epoch, 1))
+        return torch.randperm(len(self.problems), generator=g).tolist()
 
     # ----------------------------------------------------------------- one iteration
     def iteration(self, it: int) -> dict:
