@@ -10,6 +10,7 @@ Randomness is derived from (seed, iteration), so a resumed run repeats an uninte
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -259,22 +260,11 @@ class Trainer:
         return record
 
     def update_settings(self) -> UpdateSettings:
+        """The config fields the update reads (same names); temperature 0 means 1 for log-probs."""
         c = self.cfg
+        same = {f.name: getattr(c, f.name) for f in dataclasses.fields(UpdateSettings)}
         return UpdateSettings(
-            epochs=c.epochs,
-            minibatch_size=c.minibatch_size,
-            micro_batch_size=c.micro_batch_size,
-            loss_agg=c.loss_agg,
-            clip_low=c.clip_low,
-            clip_high=c.clip_high,
-            dual_clip=c.dual_clip,
-            dpo_beta=c.dpo_beta,
-            kl_coef=c.kl_coef,
-            kl_estimator=c.kl_estimator,
-            entropy_coef=c.entropy_coef,
-            value_clip=c.value_clip,
-            grad_clip=c.grad_clip,
-            temperature=c.temperature if c.temperature > 0 else 1.0,
+            **{**same, "temperature": c.temperature if c.temperature > 0 else 1.0}
         )
 
     # ----------------------------------------------------------------- eval
