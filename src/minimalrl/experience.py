@@ -24,6 +24,7 @@ from minimalrl.algorithms import (
     whiten,
 )
 from minimalrl.distributed import DistContext, gather_objects
+from minimalrl.logprobs import over_micro_batches
 from minimalrl.rollout import Rollout
 
 
@@ -50,15 +51,9 @@ class Experience:
 @torch.inference_mode()
 def critic_values(critic: nn.Module, ro: Rollout, micro_batch: int) -> torch.Tensor:
     """The critic's values (B, R) of the rollout's states, without gradients."""
-    B, width = ro.response_ids_BR.shape
-    parts = [
-        torch.nn.functional.pad(v, (0, width - v.shape[1]))
-        for v in (
-            critic(ro.select(list(range(s, min(s + micro_batch, B)))))
-            for s in range(0, B, micro_batch)
-        )
-    ]
-    return torch.cat(parts)
+    (values_BR,) = over_micro_batches(lambda b: (critic(b),), ro, micro_batch)
+    assert values_BR is not None
+    return values_BR
 
 
 def build_experience(

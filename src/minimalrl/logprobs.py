@@ -11,6 +11,7 @@ float tensor for the prompt is made.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -150,9 +151,24 @@ def response_logprobs(
     return logp_BR.view(B, R), entropy_BR
 
 
-def _pad_right(values_BR: torch.Tensor, width: int) -> torch.Tensor:
-    """Zero-pad a trimmed (B, R') tensor back to the batch width R."""
-    return torch.nn.functional.pad(values_BR, (0, width - values_BR.shape[1]))
+def over_micro_batches(
+    fn: Callable[[TokenBatch], tuple[torch.Tensor | None, ...]], batch: TokenBatch, micro_batch: int
+) -> tuple[torch.Tensor | None, ...]:
+    """`fn` on consecutive slices of `micro_batch` responses (trimmed of padding columns); each
+    (B', R') output is zero-padded back to the batch width R and the slices concatenated (B, R).
+
+    Responses are grouped by prompt order, so a slice holds few distinct prompts. None stays None.
+    """
+    B, width = batch.response_ids_BR.shape
+    parts = [
+        fn(batch.select(list(range(s, min(s + micro_batch, B))))) for s in range(0, B, micro_batch)
+    ]
+    return tuple(
+        None
+        if outs[0] is None
+        else torch.cat([torch.nn.functional.pad(o, (0, width - o.shape[1])) for o in outs])
+        for outs in zip(*parts)
+    )
 
 
 @torch.inference_mode()
@@ -164,18 +180,11 @@ def batched_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`response_logprobs` of a whole batch without gradients, `micro_batch` responses at a time.
-
-    Responses are grouped by prompt order, so a micro-batch holds few distinct prompts.
-    """
-    B, width = batch.response_ids_BR.shape
-    logps, entropies = [], []
-    for start in range(0, B, micro_batch):
-        rows = list(range(start, min(start + micro_batch, B)))
-        lp, ent = response_logprobs(
-            model, batch.select(rows), temperature=temperature, with_entropy=with_entropy
-        )
-        logps.append(_pad_right(lp, width))
-        if ent is not None:
-            entropies.append(_pad_right(ent, width))
-    return torch.cat(logps), torch.cat(entropies) if with_entropy else None
+    """`response_logprobs` of a whole batch without gradients, `micro_batch` responses at a time."""
+    logp_BR, entropy_BR = over_micro_batches(
+        lambda b: response_logprobs(model, b, temperature=temperature, with_entropy=with_entropy),
+        batch,
+        micro_batch,
+    )
+    assert logp_BR is not None
+    return logp_BR, entropy_BR
