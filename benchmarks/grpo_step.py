@@ -10,7 +10,8 @@ of the same size, same torch threads. Each (framework, repeat) runs in a fresh c
 Each worker loads the model (timed apart), runs `--warmup` untimed steps (first-step costs:
 optimizer state, kernel selection) and then one timed step, split into phases:
 
-- minimalrl: generate, old log-probs (the forward inside `rollout`), reward, reference log-probs
+- minimalrl: generate, old log-probs (`score_rollout`; skipped when the update is a single
+  optimizer step, whose own forward is π_old), reward, reference log-probs
   (computed every iteration for the kl_to_init metric, even with no KL penalty), update;
 - TRL: generate, reward, update (the step minus `_generate_and_score_completions`). With
   num_iterations=1 and beta=0 TRL computes neither old nor reference log-probs.
@@ -105,7 +106,7 @@ def _count_generated(clock: PhaseClock, args: tuple, ro: Any) -> None:
 
 def _count_trained(clock: PhaseClock, args: tuple, out: Any) -> None:
     exp = args[2]  # update(model, optimizer, exp, ...)
-    rows = sorted({b for unit in exp.units for b in unit})
+    rows = exp.trained_rows
     ro = exp.rollout
     response = int(ro.response_mask_BR[rows].sum())
     clock.counts["trained_rows"] = len(rows)
@@ -159,8 +160,9 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
         trainer.backend.generate = clock.wrap(
             "generate", trainer.backend.generate, _count_generated
         )
-        trainer_mod.rollout = clock.wrap("rollout", trainer_mod.rollout)
-        required = ["generate", "rollout", "reward", "update"]
+        # Not called when the update is one optimizer step (its own forward is π_old).
+        trainer_mod.score_rollout = clock.wrap("old_logprobs", trainer_mod.score_rollout)
+        required = ["generate", "reward", "update"]
         if trainer.reference is not None:  # only with --track-kl (kl_to_init curve)
             ref = trainer.reference
             ref.logprobs = clock.wrap("ref_logprobs", ref.logprobs)
@@ -175,7 +177,6 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
             seconds = time.perf_counter() - t0
             clock.require(*required)
             phases = dict(clock.seconds)
-            phases["old_logprobs"] = phases.pop("rollout", 0.0) - phases.get("generate", 0.0)
             step = step_record(clock, seconds, phases)
             step.update(accuracy=record["accuracy"], response_length=record["response_length"])
             steps.append(step)

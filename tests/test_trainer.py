@@ -174,3 +174,58 @@ def test_empty_dataset_is_a_clear_error(tiny_model_dir, tmp_path):
     empty.write_text("")
     with pytest.raises(DataError, match="empty"):
         Trainer(toy_config(tiny_model_dir, empty), tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("algo", ["grpo", "raft", "ppo", "iterative_dpo"])
+def test_on_policy_update_equals_a_separate_old_logprob_forward(
+    algo, tiny_model_dir, toy_task, tmp_path, monkeypatch
+):
+    """One optimizer step per iteration: the update's own forward stands in for π_old; the
+    weights and every rollout metric match a run that scores the rollout separately."""
+    import minimalrl.trainer as trainer_mod
+
+    scored: list[int] = []
+    real = trainer_mod.score_rollout
+
+    def counting(model, ro, micro, temperature, rows=None):
+        scored.append(ro.response_ids_BR.shape[0] if rows is None else len(rows))
+        return real(model, ro, micro, temperature, rows=rows)
+
+    monkeypatch.setattr(trainer_mod, "score_rollout", counting)
+    cfg = toy_config(tiny_model_dir, toy_task, algo=algo, iterations=3, minibatch_size=64)
+    runs = {}
+    for name, recompute in (("fast", False), ("plain", True)):
+        scored.clear()
+        trainer = Trainer(
+            cfg.replace(recompute_old_logprobs=recompute), tmp_path / name, progress=False
+        )
+        runs[name] = (trainer.run(), dict(trainer.model.named_parameters()), sum(scored))
+    (fast, w_fast, n_fast), (plain, w_plain, n_plain) = runs["fast"], runs["plain"]
+    assert n_plain == 3 * 64  # every row of every iteration scored by a separate forward
+    trained = sum(r["samples_kept"] for r in fast)
+    assert n_fast == 3 * 64 - trained  # only the rows the update does not train
+    for k in w_plain:
+        torch.testing.assert_close(w_fast[k], w_plain[k], rtol=1e-5, atol=1e-6)
+    for a, b in zip(_strip(fast), _strip(plain)):
+        for key in ("entropy", "kl_to_init", "reward_mean", "grad_norm", "clip_fraction"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+    assert fast[-1]["kl_to_init"] > 0  # the metric is measured, not left at 0
+
+
+def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_path):
+    from minimalrl.experience import build_experience
+    from minimalrl.rollout import SamplingParams
+    from minimalrl.update import update
+
+    trainer = Trainer(
+        toy_config(tiny_model_dir, toy_task, minibatch_size=8), tmp_path, progress=False
+    )
+    ro = trainer.backend.generate(trainer.prompt_ids[:2], SamplingParams(n=8, max_new_tokens=4))
+    exp = build_experience(
+        trainer.alg, ro, torch.arange(16) % 2 == 0, group_size=8, correct_reward=1.0,
+        wrong_reward=-1.0, band=(0.0, 1.0), ref_logp_BR=None, critic=None, gamma=1.0, lam=1.0,
+        pair_rng=torch.Generator(), pair_reference="iteration", micro_batch=8,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="single optimizer step, this update takes 2"):
+        update(trainer.model, trainer.optimizer, exp, trainer.alg, trainer.update_settings(),
+               torch.Generator(), on_policy=True)  # fmt: skip

@@ -119,12 +119,20 @@ def latest_checkpoint(root: Path) -> Path | None:
     return path if (path / "trainer_state.pt").is_file() else None
 
 
-def check_config(saved: dict, current: dict, *, force: bool, where: Path) -> None:
-    """Refuse to resume a checkpoint made under a different configuration, unless forced."""
+def check_config(
+    saved: dict, current: dict, *, force: bool, where: Path, defaults: dict | None = None
+) -> None:
+    """Refuse to resume a checkpoint made under a different configuration, unless forced.
+
+    A field the checkpoint does not know (added to the config since) counts as unchanged when it
+    holds its default value in `defaults`.
+    """
+    defaults = defaults or {}
+    old = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     diffs = {
-        k: (saved.get(k), current.get(k))
-        for k in sorted(set(saved) | set(current))
-        if k not in RESUMABLE_CHANGES and _norm(saved.get(k)) != _norm(current.get(k))
+        k: (old.get(k), current.get(k))
+        for k in sorted(set(old) | set(current))
+        if k not in RESUMABLE_CHANGES and _norm(old.get(k)) != _norm(current.get(k))
     }
     if diffs and not force:
         lines = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diffs.items())

@@ -140,6 +140,10 @@ class TrainConfig:
     """LoRA scaling α."""
     lora_target_modules: str = "all-linear"
     """Modules that get adapters: "all-linear" or a comma list such as "q_proj,v_proj"."""
+    recompute_old_logprobs: bool = False
+    """Always score rollouts with a separate forward for π_old. By default that forward is skipped
+    when the update is a single optimizer step (epochs 1, one minibatch): π_old is then the
+    update's own forward (TRL and verl do the same); the result is the same up to rounding."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
 

@@ -38,14 +38,25 @@ class Experience:
     keep_PG: torch.Tensor
     advantages_BR: torch.Tensor
     """Per-token advantages (0 on pads and on filtered-out responses)."""
-    loss_ref_logp_BR: torch.Tensor
-    """The log-probs the loss compares against: π_old for ratio losses, π_ref for DPO."""
     units: list[list[int]]
     """Training units: rows updated together (one response, or a (chosen, rejected) pair)."""
+    loss_ref: str = "sampling"
+    """What the loss compares against: "sampling" = π_old (ratio losses, DPO's per-iteration
+    reference), "initial" = the initial model (DPO with dpo_reference=initial)."""
     returns_BR: torch.Tensor | None = None
     old_values_BR: torch.Tensor | None = None
     ref_logp_BR: torch.Tensor | None = None
     """Log-probs under the initial model (KL penalty and the kl_to_init curve)."""
+
+    @property
+    def trained_rows(self) -> list[int]:
+        """The rows the update trains on (members of some unit), in order."""
+        return sorted({b for unit in self.units for b in unit})
+
+    @property
+    def loss_ref_logp_BR(self) -> torch.Tensor | None:
+        """The log-probs the loss compares against (None: π_old of a rollout not scored yet)."""
+        return self.ref_logp_BR if self.loss_ref == "initial" else self.rollout.old_logp_BR
 
 
 @torch.inference_mode()
@@ -102,31 +113,32 @@ def build_experience(
         units = [[int(c), int(r)] for c, r in zip(chosen_K, rejected_K)]
     else:
         units = [[int(b)] for b in keep_B.nonzero().squeeze(1)]
-    loss_ref = ro.old_logp_BR
-    if alg.needs_pairs and pair_reference == "initial":
-        loss_ref = ref_logp_BR
-    assert loss_ref is not None
+    loss_ref = "initial" if alg.needs_pairs and pair_reference == "initial" else "sampling"
+    if loss_ref == "initial" and ref_logp_BR is None:
+        raise ValueError("DPO against the initial model needs its log-probs (ref_logp_BR)")
     return Experience(
         rollout=ro,
         rewards_PG=rewards_PG,
         correct_PG=correct_PG,
         keep_PG=keep_PG,
         advantages_BR=adv_BR,
-        loss_ref_logp_BR=loss_ref,
         units=units,
+        loss_ref=loss_ref,
         ref_logp_BR=ref_logp_BR,
         **exp_kwargs,
     )
 
 
-def rollout_metrics(exp: Experience, entropy_BR: torch.Tensor | None) -> dict[str, float]:
-    """The paper's curves measured on the rollout batch (before any update)."""
+def rollout_metrics(exp: Experience) -> dict[str, float]:
+    """The paper's curves measured on the rollout batch under the sampling policy (its entropies
+    and log-probs come from `score_rollout` or from the on-policy update's forward)."""
     ro = exp.rollout
+    entropy_BR = ro.entropy_BR
     mask_BR = ro.response_mask_BR
     P = exp.rewards_PG.shape[0]
     all_correct = exp.correct_PG.all(-1)
     all_wrong = ~exp.correct_PG.any(-1)
-    kept_rows = sorted({b for unit in exp.units for b in unit})
+    kept_rows = exp.trained_rows
     metrics = {
         "reward_mean": float(exp.rewards_PG.mean()),
         "accuracy": float(exp.correct_PG.float().mean()),
@@ -139,7 +151,7 @@ def rollout_metrics(exp: Experience, entropy_BR: torch.Tensor | None) -> dict[st
         "kl_to_init": None,
         "response_tokens": float(mask_BR.sum()),
     }
-    if exp.ref_logp_BR is not None:
+    if exp.ref_logp_BR is not None and ro.old_logp_BR is not None:
         kl_BR = kl_penalty(ro.old_logp_BR, exp.ref_logp_BR, "k3")
         metrics["kl_to_init"] = float(masked_mean(kl_BR, mask_BR))
     return metrics

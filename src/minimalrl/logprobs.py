@@ -93,7 +93,12 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
 
 
 def _chunk_logprobs(
-    head: nn.Module, h_NH: torch.Tensor, targets_N: torch.Tensor, temperature: float, entropy: bool
+    head: nn.Module,
+    h_NH: torch.Tensor,
+    targets_N: torch.Tensor,
+    temperature: float,
+    entropy: bool,
+    entropy_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log p(target) and optionally the entropy for N positions from their hidden states."""
     logits_NV = head(h_NH).float()
@@ -104,7 +109,9 @@ def _chunk_logprobs(
     if not entropy:
         return logp_N, None
     # H = lse - sum_v p_v * logit_v: one softmax, no second log-softmax copy of the logits.
-    ent_N = lse_N - (torch.softmax(logits_NV, dim=-1) * logits_NV).sum(-1)
+    # As a measurement only (not in the loss), it records no graph: no (N, V) saved for backward.
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        ent_N = lse_N - (torch.softmax(logits_NV, dim=-1) * logits_NV).sum(-1)
     return logp_N, ent_N
 
 
@@ -114,12 +121,14 @@ def response_logprobs(
     *,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    entropy_grad: bool = True,
     chunk_tokens: int = 1024,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs (B, R) of the response tokens, and their entropies if asked.
 
     Padding positions of the response get 0. `temperature` divides the logits, so old log-probs
-    match the distribution that sampled them (verl does the same).
+    match the distribution that sampled them (verl does the same). `entropy_grad=False` returns
+    the entropies as detached values (a metric, not a loss term).
     """
     body, head = backbone_and_head(model)
     h_BRH = response_hidden_states(body, batch)
@@ -131,7 +140,14 @@ def response_logprobs(
     logps, ents = [], []
     for start in range(0, h_NH.shape[0], chunk_tokens):
         end = start + chunk_tokens
-        args = (head, h_NH[start:end], targets_N[start:end], temperature, with_entropy)
+        args = (
+            head,
+            h_NH[start:end],
+            targets_N[start:end],
+            temperature,
+            with_entropy,
+            entropy_grad,
+        )
         # Under autograd, keep only the chunk's hidden states and recompute its (chunk, V) logits
         # in the backward pass: +7% compute, and the (N, V) logits never sit in memory at once.
         if torch.is_grad_enabled():

@@ -47,8 +47,8 @@ from minimalrl.metrics import MetricsWriter
 from minimalrl.models import apply_lora, load_policy
 from minimalrl.reference import Reference
 from minimalrl.reward import verify_batch
-from minimalrl.rollout import HFBackend, SamplingParams, rollout
-from minimalrl.update import UpdateSettings, update
+from minimalrl.rollout import HFBackend, SamplingParams, score_rollout
+from minimalrl.update import UpdateSettings, optimizer_steps, update
 
 
 def resolve_device(name: str) -> str:
@@ -195,7 +195,7 @@ class Trainer:
         )
         micro = cfg.micro_batch_size
         prompts = [self.prompt_ids[i] for i in idx]
-        ro = rollout(self.backend, self.model, prompts, params, prompt_keys=idx, micro_batch=micro)
+        ro = self.backend.generate(prompts, params, prompt_keys=idx)
         texts = self.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
         golds = [self.problems[i].answer for i in idx for _ in range(cfg.samples_per_prompt)]
         correct_B = torch.tensor(
@@ -217,12 +217,21 @@ class Trainer:
             pair_reference=cfg.dpo_reference,
             micro_batch=micro,
         )
+        settings = self.update_settings()
+        # π_old needs its own forward only when some optimizer step comes after another; with a
+        # single step the update's forward is π_old (see `update`), one forward saved.
+        on_policy = (
+            not cfg.recompute_old_logprobs and optimizer_steps(exp, alg, settings, self.ctx) == 1
+        )
+        if not on_policy:
+            score_rollout(self.model, ro, micro, cfg.temperature)
+        else:  # the update scores the rows it trains; the others only feed the metrics
+            trained = set(exp.trained_rows)
+            untrained = [b for b in range(ro.response_ids_BR.shape[0]) if b not in trained]
+            if untrained:
+                score_rollout(self.model, ro, micro, cfg.temperature, rows=untrained)
         rollout_seconds = time.perf_counter() - t0
-        record = {
-            "iteration": it + 1,
-            **reduce_metrics(rollout_metrics(exp, ro.entropy_BR), self.ctx),
-        }
-        record["lr"] = self.scheduler.get_last_lr()[0]
+        record = {"lr": self.scheduler.get_last_lr()[0]}
         t1 = time.perf_counter()
         # transformers checkpoints activations only in training mode; RL policies run without
         # dropout, so train mode changes nothing else (and only while checkpointing is asked for).
@@ -233,11 +242,12 @@ class Trainer:
                 self.optimizer,
                 exp,
                 alg,
-                self.update_settings(),
+                settings,
                 torch.Generator().manual_seed(_seed(cfg.seed, it, 4)),
                 critic=self.critic,
                 critic_optimizer=self.critic_optimizer,
                 ctx=self.ctx,
+                on_policy=on_policy,
             )
         finally:
             self.model.eval()
@@ -247,6 +257,8 @@ class Trainer:
             warnings.simplefilter("ignore", UserWarning)
             self.scheduler.step()
         update_seconds = time.perf_counter() - t1
+        # Measured on the rollout batch under the sampling policy (scored before the step).
+        record = {"iteration": it + 1, **reduce_metrics(rollout_metrics(exp), self.ctx), **record}
         generated = sum_across(float(ro.response_mask_BR.sum()), self.ctx)
         record.update(
             clip_fraction=upd.get("clip_fraction", 0.0),
@@ -323,7 +335,9 @@ class Trainer:
         if path is None:
             return  # nothing saved yet: start from the beginning
         saved = json.loads((path / "config.json").read_text())
-        check_config(saved, self.cfg.to_dict(), force=force, where=path)
+        check_config(
+            saved, self.cfg.to_dict(), force=force, where=path, defaults=TrainConfig().to_dict()
+        )
         load_policy_weights(self.model, path / "policy")
         state = load_trainer_state(path)
         self.optimizer.load_state_dict(state.optimizer)

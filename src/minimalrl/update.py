@@ -45,7 +45,7 @@ class UpdateSettings:
     temperature: float
 
 
-def _trimmed(exp: Experience, rows: list[int]) -> dict:
+def _trimmed(exp: Experience, rows: list[int], on_policy: bool) -> dict:
     """The rows' token batch (padding columns cut off) and their per-token tensors, as wide."""
     tokens = exp.rollout.select(rows)
     idx = torch.tensor(rows, dtype=torch.long)
@@ -53,10 +53,15 @@ def _trimmed(exp: Experience, rows: list[int]) -> dict:
     out: dict = {
         "tokens": tokens,
         "mask": tokens.response_mask_BR,
-        "loss_ref": exp.loss_ref_logp_BR[idx, :r1],
         "advantages": exp.advantages_BR[idx, :r1],
     }
-    optional = {"ref": exp.ref_logp_BR, "returns": exp.returns_BR, "old_values": exp.old_values_BR}
+    optional = {
+        # on-policy, π_old is the micro-step's own forward (see `update`)
+        "loss_ref": None if on_policy and exp.loss_ref == "sampling" else exp.loss_ref_logp_BR,
+        "ref": exp.ref_logp_BR,
+        "returns": exp.returns_BR,
+        "old_values": exp.old_values_BR,
+    }
     for key, t in optional.items():
         if t is not None:
             out[key] = t[idx, :r1]
@@ -78,17 +83,21 @@ def _micro_step(
     s: UpdateSettings,
     b: dict[str, torch.Tensor],
     norm: dict[str, float],
-) -> dict[str, float]:
-    """Forward, loss and backward of one micro-batch; returns its metrics."""
+    on_policy: bool,
+) -> tuple[dict[str, float], torch.Tensor, torch.Tensor | None]:
+    """Forward, loss and backward of one micro-batch; returns its metrics and the forward's
+    detached log-probs and entropies (entropies when in the loss or `on_policy`)."""
     logp, ent = response_logprobs(
         model,
         b["tokens"],
         temperature=s.temperature,
-        with_entropy=s.entropy_coef > 0,
+        with_entropy=s.entropy_coef > 0 or on_policy,
+        entropy_grad=s.entropy_coef > 0,
     )
     loss, metrics = POLICY_LOSSES[alg.loss](
         logp,
-        b["loss_ref"],
+        # On-policy (one optimizer step): π_old is this very forward, the weights being unchanged.
+        b["loss_ref"] if "loss_ref" in b else logp.detach(),
         b["advantages"],
         b["mask"],
         clip_low=s.clip_low,
@@ -125,7 +134,7 @@ def _micro_step(
         raise NonFiniteLossError(f"loss is {float(loss.detach())} (metrics: {out})")
     loss.backward()
     out["loss"] = float(loss.detach())
-    return out
+    return out, logp.detach(), None if ent is None else ent.detach()
 
 
 def _clip_and_step(
@@ -159,6 +168,15 @@ def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -
     ]
 
 
+def optimizer_steps(exp: Experience, alg: Algorithm, s: UpdateSettings, ctx: DistContext) -> int:
+    """How many optimizer steps `update` takes on `exp` (the same number on every rank)."""
+    per_unit = 2 if alg.needs_pairs else 1
+    total_units = sum_across(len(exp.units), ctx)
+    if total_units == 0:
+        return 0
+    return s.epochs * math.ceil(total_units / max(1, s.minibatch_size // per_unit))
+
+
 def update(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -170,18 +188,30 @@ def update(
     critic: nn.Module | None = None,
     critic_optimizer: torch.optim.Optimizer | None = None,
     ctx: DistContext = SINGLE_PROCESS,
+    on_policy: bool = False,
 ) -> dict[str, float]:
     """All minibatch steps of one iteration; returns metrics averaged over micro-batches.
 
     `minibatch_size` counts responses over all ranks: every rank cuts its share of the batch into
     the same number of minibatches, so the optimizer steps stay in lockstep.
+
+    `on_policy`: the rollout was not scored, and the update is a single optimizer step. The
+    weights have not moved before that step, so each micro-batch's own detached log-probs are
+    π_old (ratio 1; the gradient of the clipped loss is unchanged); they and the entropies are
+    written into `exp.rollout` for the trained rows, as `score_rollout` would have computed them
+    in a separate forward.
     """
     units = exp.units
     per_unit = 2 if alg.needs_pairs else 1
-    total_units = sum_across(len(units), ctx)
-    if total_units == 0:
+    steps_planned = optimizer_steps(exp, alg, s, ctx)
+    if steps_planned == 0:
         return {}
-    n_minibatches = math.ceil(total_units / max(1, s.minibatch_size // per_unit))
+    if on_policy and steps_planned > 1:
+        raise ValueError(
+            f"on_policy needs a single optimizer step, this update takes {steps_planned}: "
+            "score the rollout (score_rollout) and pass on_policy=False"
+        )
+    n_minibatches = steps_planned // s.epochs
     units_per_micro = max(1, s.micro_batch_size // per_unit)
     params = [p for p in model.parameters() if p.requires_grad]
     critic_params = list(critic.parameters()) if critic is not None else []
@@ -199,8 +229,11 @@ def update(
                 "num_seqs": max(1.0, sum_across(float(len(rows)), ctx)),
             }
             for micro_rows in _micro_batches(exp, mb, units_per_micro) if mb else []:
-                batch = _trimmed(exp, micro_rows)
-                for k, v in _micro_step(model, critic, alg, s, batch, norm).items():
+                batch = _trimmed(exp, micro_rows, on_policy)
+                out, logp, ent = _micro_step(model, critic, alg, s, batch, norm, on_policy)
+                if on_policy:
+                    exp.rollout.store_scores(micro_rows, logp, ent)
+                for k, v in out.items():
                     sums[k] += v
                 count += 1
             sums["grad_norm"] += _clip_and_step(params, optimizer, s.grad_clip, ctx)

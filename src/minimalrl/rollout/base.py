@@ -46,6 +46,20 @@ class Rollout(TokenBatch):
         """Prompt + response tokens of each row (what a training forward costs)."""
         return self.prompt_mask_UP.sum(-1)[self.prompt_index_B] + self.response_lengths_B
 
+    def store_scores(
+        self, rows: list[int], logp_BR: torch.Tensor, entropy_BR: torch.Tensor | None
+    ) -> None:
+        """Write the log-probs (and entropies) of `rows`, possibly trimmed to fewer columns, into
+        `old_logp_BR` (and `entropy_BR`); rows never stored stay 0."""
+        B, R = self.response_ids_BR.shape
+        idx = torch.as_tensor(rows, dtype=torch.long, device=logp_BR.device)
+        for name, values in (("old_logp_BR", logp_BR), ("entropy_BR", entropy_BR)):
+            if values is None:
+                continue
+            if getattr(self, name) is None:
+                setattr(self, name, torch.zeros(B, R, dtype=values.dtype, device=values.device))
+            getattr(self, name)[idx, : values.shape[1]] = values
+
 
 class RolloutBackend(Protocol):
     """What a generation engine must do for the trainer."""
@@ -80,6 +94,29 @@ def pad_left(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
+def score_rollout(
+    model: nn.Module,
+    batch: Rollout,
+    micro_batch: int,
+    temperature: float,
+    rows: list[int] | None = None,
+) -> None:
+    """Fill `old_logp_BR` and `entropy_BR` with the policy's values (one forward, no gradients).
+
+    `rows` scores only those responses and keeps the other rows' values (the on-policy update
+    scores the rows it trains; this fills in the rest for the metrics).
+    """
+    temperature = temperature if temperature > 0 else 1.0
+    sub = batch if rows is None else batch.select(rows)
+    logp, ent = batched_logprobs(
+        model, sub, micro_batch, temperature=temperature, with_entropy=True
+    )
+    if rows is None:
+        batch.old_logp_BR, batch.entropy_BR = logp, ent
+    else:
+        batch.store_scores(rows, logp, ent)
+
+
 def rollout(
     backend: RolloutBackend,
     model: nn.Module,
@@ -91,8 +128,5 @@ def rollout(
 ) -> Rollout:
     """Sample responses, then score them with the policy's log-probs and entropies (one forward)."""
     batch = backend.generate(prompt_token_ids, params, prompt_keys)
-    temperature = params.temperature if params.temperature > 0 else 1.0
-    batch.old_logp_BR, batch.entropy_BR = batched_logprobs(
-        model, batch, micro_batch, temperature=temperature, with_entropy=True
-    )
+    score_rollout(model, batch, micro_batch, params.temperature)
     return batch
