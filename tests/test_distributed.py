@@ -50,8 +50,10 @@ def test_two_ranks_match_one_rank(algo, tiny_model_dir, toy_task, tmp_path):
     initial = load_file(str(tiny_model_dir / "model.safetensors"))
     moved = max(float((one[k] - initial[k]).abs().max()) for k in one)
     assert moved > 1e-3  # the update did something
+    # Ranks cut different micro-batches, so sums round differently; Adam's first step (lr 1e-2,
+    # ~lr * sign(g)) turns that into up to ~1e-6..1e-5 on elements with tiny gradients.
     for k in one:
-        torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-5)
     a, b = read_metrics(tmp_path / "one")[-1], read_metrics(tmp_path / "two")[-1]
     for key in ("reward_mean", "accuracy", "entropy", "kl_to_init", "samples_kept", "grad_norm"):
         assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key

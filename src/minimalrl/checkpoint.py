@@ -27,7 +27,7 @@ from torch import nn
 
 # Fields that may differ on resume: they do not change what the first iterations compute.
 RESUMABLE_CHANGES = frozenset(
-    {"iterations", "eval_every", "save_every", "keep_checkpoints", "threads"}
+    {"iterations", "eval_every", "save_every", "keep_checkpoints", "threads", "keep_freed_memory"}
 )
 
 

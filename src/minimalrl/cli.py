@@ -105,11 +105,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     import torch
 
+    from minimalrl.allocator import keep_freed_memory
     from minimalrl.data import load_problems
     from minimalrl.evaluate import EvalSettings, evaluate, format_summary, write_result
     from minimalrl.models import load_policy
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    keep_freed_memory()
     temperature = (
         args.temperature if args.temperature is not None else (0.0 if args.k == 1 else 1.0)
     )

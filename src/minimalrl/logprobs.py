@@ -122,7 +122,7 @@ def response_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     entropy_grad: bool = True,
-    chunk_tokens: int = 1024,
+    chunk_tokens: int = 256,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-token log-probs (B, R) of the response tokens, and their entropies if asked.
 
@@ -149,7 +149,7 @@ def response_logprobs(
             entropy_grad,
         )
         # Under autograd, keep only the chunk's hidden states and recompute its (chunk, V) logits
-        # in the backward pass: +7% compute, and the (N, V) logits never sit in memory at once.
+        # in the backward pass: +7% compute, and only a (256, V) block of logits is in memory.
         if torch.is_grad_enabled():
             lp, en = checkpoint(_chunk_logprobs, *args, use_reentrant=False)
         else:

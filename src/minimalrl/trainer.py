@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from minimalrl.algorithms import get_algorithm
+from minimalrl.allocator import keep_freed_memory
 from minimalrl.checkpoint import (
     TrainerState,
     check_config,
@@ -98,6 +99,8 @@ class Trainer:
         if self.ctx.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        if cfg.keep_freed_memory and str(self.device).startswith("cpu"):
+            keep_freed_memory()
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)

@@ -156,16 +156,40 @@ def _split(order: list[int], parts: int) -> list[list[int]]:
     return [order[a:b] for a, b in itertools.pairwise(bounds)]
 
 
+def _positions(exp: Experience, rows: list[int]) -> int:
+    """Positions one forward over `rows` computes: its distinct prompts (each once, at the widest
+    prompt's width) plus every row at the longest response's width."""
+    ro = exp.rollout
+    prompts = ro.prompt_index_B[rows].unique()
+    prompt_width = int(ro.prompt_mask_UP[prompts].sum(-1).max())
+    return len(prompts) * prompt_width + len(rows) * int(ro.response_lengths_B[rows].max())
+
+
 def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -> list[list[int]]:
-    """Rows of each micro-batch, units sorted by length so that similar lengths pad together.
+    """Rows of each micro-batch, in whichever of two orders computes fewer positions:
+
+    - units sorted by response length: similar lengths pad together;
+    - a prompt's units together (groups sorted by their longest response): the prompt's forward
+      is shared by its responses (`response_hidden_states`), n samples cost one prompt.
 
     The order of micro-batches does not change the accumulated gradient (up to rounding).
     """
-    lengths = exp.rollout.sequence_lengths_B
-    by_len = sorted(mb, key=lambda unit: max(int(lengths[r]) for r in unit))
-    return [
-        _layout(by_len[i : i + units_per_micro]) for i in range(0, len(by_len), units_per_micro)
+    ro = exp.rollout
+    length = {b: int(n) for b, n in enumerate(ro.response_lengths_B.tolist())}
+    prompt = ro.prompt_index_B.tolist()
+    unit_len = {id(u): max(length[r] for r in u) for u in mb}
+    group_len: dict[int, int] = {}
+    for u in mb:
+        group_len[prompt[u[0]]] = max(group_len.get(prompt[u[0]], 0), unit_len[id(u)])
+    orders = [
+        sorted(mb, key=lambda u: unit_len[id(u)]),
+        sorted(mb, key=lambda u: (group_len[prompt[u[0]]], prompt[u[0]], unit_len[id(u)])),
     ]
+    layouts = [
+        [_layout(order[i : i + units_per_micro]) for i in range(0, len(order), units_per_micro)]
+        for order in orders
+    ]
+    return min(layouts, key=lambda micro: sum(_positions(exp, rows) for rows in micro))
 
 
 def optimizer_steps(exp: Experience, alg: Algorithm, s: UpdateSettings, ctx: DistContext) -> int:

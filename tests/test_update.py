@@ -1,0 +1,48 @@
+"""Micro-batch layout of the update: fewest computed positions, same rows."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+
+from minimalrl.allocator import keep_freed_memory
+from minimalrl.rollout import Rollout
+from minimalrl.update import _micro_batches, _positions
+
+
+def _rollout(prompt_lengths: list[int], response_lengths: list[list[int]]) -> Rollout:
+    """U prompts (left-padded) with their responses (right-padded), rows grouped by prompt."""
+    P, R = max(prompt_lengths), max(max(r) for r in response_lengths)
+    pmask = torch.tensor([[0] * (P - n) + [1] * n for n in prompt_lengths])
+    lengths = [n for group in response_lengths for n in group]
+    rmask = torch.tensor([[1] * n + [0] * (R - n) for n in lengths])
+    index = torch.tensor([u for u, g in enumerate(response_lengths) for _ in g])
+    return Rollout(pmask.clone(), pmask, index, rmask.clone(), rmask)
+
+
+def test_long_prompts_keep_a_prompts_responses_together():
+    # 2 prompts of 100 tokens, 2 responses each of lengths (10, 50) and (12, 48).
+    exp = SimpleNamespace(rollout=_rollout([100, 100], [[10, 50], [12, 48]]))
+    units = [[0], [1], [2], [3]]
+    micro = _micro_batches(exp, units, 2)
+    # by length: {0,2} and {3,1} = 2*100 + 2*12 + 2*100 + 2*50 = 524 positions;
+    # by prompt: {2,3} and {0,1} = 100 + 2*48 + 100 + 2*50 = 396 positions.
+    assert micro == [[2, 3], [0, 1]]
+    assert sum(_positions(exp, rows) for rows in micro) == 396
+
+
+def test_short_prompts_sort_responses_by_length():
+    # 2 prompts of 2 tokens; the short responses of both prompts pad together.
+    exp = SimpleNamespace(rollout=_rollout([2, 2], [[5, 60], [6, 64]]))
+    micro = _micro_batches(exp, [[0], [1], [2], [3]], 2)
+    assert micro == [[0, 2], [1, 3]]  # 2*2 + 2*6 + 2*2 + 2*64 = 148 < by prompt 2+120 + 2+128
+    assert sorted(r for rows in micro for r in rows) == [0, 1, 2, 3]
+
+
+def test_keep_freed_memory_is_idempotent():
+    import platform
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is expected
+    assert keep_freed_memory() is expected
