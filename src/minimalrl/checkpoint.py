@@ -25,6 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from minimalrl import fsdp
+
 # Fields that may differ on resume: they do not change what the first iterations compute.
 RESUMABLE_CHANGES = frozenset(
     {"iterations", "eval_every", "save_every", "keep_checkpoints", "threads", "keep_freed_memory"}
@@ -75,8 +77,13 @@ def save_checkpoint(
     state: TrainerState,
     critic: nn.Module | None = None,
     keep: int = 1,
+    model_state: dict[str, torch.Tensor] | None = None,
+    critic_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write checkpoint `iter_{iteration}` completely, then point `latest` at it."""
+    """Write checkpoint `iter_{iteration}` completely, then point `latest` at it.
+
+    `model_state` / `critic_state`: full weights gathered from a sharded (FSDP) model, written
+    in place of the module's own (sharded) state dict."""
     root.mkdir(parents=True, exist_ok=True)
     name = f"iter_{iteration:06d}"
     final = root / name
@@ -84,11 +91,12 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        model.save_pretrained(tmp / "policy")
+        model.save_pretrained(tmp / "policy", state_dict=model_state)
         tokenizer.save_pretrained(tmp / "policy")  # type: ignore[attr-defined]
         if critic is not None:
+            critic_weights = critic_state if critic_state is not None else critic.state_dict()
             save_file(
-                {k: v.contiguous() for k, v in critic.state_dict().items()},
+                {k: v.contiguous() for k, v in critic_weights.items()},
                 str(tmp / "critic.safetensors"),
             )
         torch.save(state.__dict__, tmp / "trainer_state.pt")
@@ -162,11 +170,18 @@ def load_policy_weights(model: nn.Module, policy_dir: Path) -> None:
             raise CheckpointError(f"{policy_dir}: adapter does not fit the model")
         return
     weights = load_file(str(policy_dir / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if fsdp.is_sharded(model):
+        missing, unexpected = fsdp.load_full_state_dict(model, weights)
+    else:
+        missing, unexpected = model.load_state_dict(weights, strict=False)
     # Tied embeddings are saved once; anything else missing means another model.
     if unexpected or any("lm_head" not in k for k in missing):
         raise CheckpointError(f"{policy_dir}: weights do not match the model ({missing[:3]})")
 
 
 def load_critic_weights(critic: nn.Module, path: Path) -> None:
-    critic.load_state_dict(load_file(str(path / "critic.safetensors")))
+    weights = load_file(str(path / "critic.safetensors"))
+    if fsdp.is_sharded(critic):
+        fsdp.load_full_state_dict(critic, weights)
+    else:
+        critic.load_state_dict(weights)

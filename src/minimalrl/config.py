@@ -148,6 +148,10 @@ class TrainConfig:
     """Always score rollouts with a separate forward for π_old. By default that forward is skipped
     when the update is a single optimizer step (epochs 1, one minibatch): π_old is then the
     update's own forward (TRL and verl do the same); the result is the same up to rounding."""
+    fsdp: bool = False
+    """Shard the policy (and reference copy, critic) over the torchrun ranks with FSDP2
+    (`fully_shard`): each rank holds 1/world of weights, gradients and optimizer state.
+    Checkpoints stay full `save_pretrained` folders. Not with LoRA yet."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~30% more compute)."""
 
@@ -178,6 +182,10 @@ class TrainConfig:
             raise ConfigError(
                 f"samples_per_prompt = {self.samples_per_prompt}: {self.algo} compares responses "
                 f"within a prompt's group and needs at least {alg.min_group_size}"
+            )
+        if self.fsdp and self.lora_rank:
+            raise ConfigError(
+                "fsdp: not supported with LoRA (lora_rank > 0) yet; use one or the other"
             )
         if self.lora_rank < 0 or self.lora_alpha <= 0:
             raise ConfigError(

@@ -68,6 +68,24 @@ def sum_across(value: float, ctx: DistContext) -> float:
     return float(t)
 
 
+def sum_tensor_across(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Σ over ranks of a (small) tensor, returned on every rank."""
+    if not ctx.active:
+        return t
+    t = t.clone()
+    dist.all_reduce(t)
+    return t
+
+
+def max_across(value: float, ctx: DistContext) -> float:
+    """The largest of the ranks' values."""
+    if not ctx.active:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t)
+
+
 def any_across(flag: bool, ctx: DistContext) -> bool:
     return sum_across(float(flag), ctx) > 0
 

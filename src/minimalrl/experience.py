@@ -6,6 +6,7 @@ Every choice here is read off the algorithm's registry record (`advantage`, `adv
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -23,7 +24,7 @@ from minimalrl.algorithms import (
     place_on_last_token,
     whiten,
 )
-from minimalrl.distributed import DistContext, gather_objects
+from minimalrl.distributed import SINGLE_PROCESS, DistContext, gather_objects, sum_tensor_across
 from minimalrl.logprobs import over_micro_batches
 from minimalrl.rollout import Rollout
 
@@ -83,6 +84,7 @@ def build_experience(
     pair_rng: torch.Generator,
     pair_reference: str,
     micro_batch: int,
+    ctx: DistContext = SINGLE_PROCESS,
 ) -> Experience:
     """Rewards -> filter + advantages (group or critic) -> the units the update iterates over."""
     mask_BR = ro.response_mask_BR
@@ -103,7 +105,9 @@ def build_experience(
         values_BR = critic_values(critic, ro, micro_batch)
         token_rewards_BR = place_on_last_token(rewards_PG.reshape(-1), mask_BR)
         adv_BR, returns_BR = gae(token_rewards_BR, values_BR, mask_BR, gamma, lam)
-        adv_BR = whiten(adv_BR, mask_BR * keep_B[:, None])
+        # over all ranks' kept tokens, as one process with the whole batch would
+        reduce = functools.partial(sum_tensor_across, ctx=ctx)
+        adv_BR = whiten(adv_BR, mask_BR * keep_B[:, None], reduce=reduce)
         exp_kwargs = {"returns_BR": returns_BR, "old_values_BR": values_BR}
     else:
         adv_BR = broadcast_to_tokens(adv_PG.reshape(-1), mask_BR)

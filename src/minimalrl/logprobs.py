@@ -19,6 +19,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
+from minimalrl.fsdp import call_as_forward
+
 
 def position_ids_from_mask(mask_BL: torch.Tensor) -> torch.Tensor:
     """Positions that skip left padding, as `generate` assigns them: cumsum(mask) - 1."""
@@ -130,6 +132,20 @@ def response_logprobs(
     match the distribution that sampled them (verl does the same). `entropy_grad=False` returns
     the entropies as detached values (a metric, not a loss term).
     """
+    return call_as_forward(
+        model, _response_logprobs, model, batch, temperature, with_entropy, entropy_grad,
+        chunk_tokens,
+    )  # fmt: skip
+
+
+def _response_logprobs(
+    model: nn.Module,
+    batch: TokenBatch,
+    temperature: float,
+    with_entropy: bool,
+    entropy_grad: bool,
+    chunk_tokens: int,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     body, head = backbone_and_head(model)
     h_BRH = response_hidden_states(body, batch)
     response_ids_BR, response_mask_BR = batch.response_ids_BR, batch.response_mask_BR

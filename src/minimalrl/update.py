@@ -14,10 +14,18 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 
 from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
-from minimalrl.distributed import SINGLE_PROCESS, DistContext, sum_across, sum_gradients
+from minimalrl.distributed import (
+    SINGLE_PROCESS,
+    DistContext,
+    max_across,
+    sum_across,
+    sum_gradients,
+)
 from minimalrl.experience import Experience
+from minimalrl.fsdp import is_sharded
 from minimalrl.logprobs import response_logprobs
 
 
@@ -138,15 +146,33 @@ def _micro_step(
 
 
 def _clip_and_step(
-    params: list[nn.Parameter], opt: torch.optim.Optimizer, max_norm: float, ctx: DistContext
+    params: list[nn.Parameter],
+    opt: torch.optim.Optimizer,
+    max_norm: float,
+    ctx: DistContext,
+    sharded: bool,
 ) -> float:
-    sum_gradients(params, ctx)  # the loss was normalised by all ranks' tokens: sum, not mean
+    if not sharded:  # (FSDP already summed them in its reduce-scatter)
+        sum_gradients(params, ctx)  # the loss was normalised by all ranks' tokens: sum, not mean
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
+    if isinstance(norm, DTensor):
+        norm = norm.full_tensor()
     if not torch.isfinite(norm):
         raise NonFiniteLossError(f"gradient norm is {float(norm)}")
     opt.step()
     opt.zero_grad(set_to_none=True)
     return float(norm)
+
+
+def _idle_step(model: nn.Module, critic: nn.Module | None, exp: Experience) -> None:
+    """A forward/backward that adds zero to every gradient: keeps a sharded rank that has run
+    out of micro-batches in step with the others' collectives."""
+    one = exp.rollout.select([0])
+    logp, _ = response_logprobs(model, one)
+    zero = 0.0 * logp.sum()
+    if critic is not None:
+        zero = zero + 0.0 * critic(one).sum()
+    zero.backward()
 
 
 def _split(order: list[int], parts: int) -> list[list[int]]:
@@ -236,6 +262,7 @@ def update(
             "score the rollout (score_rollout) and pass on_policy=False"
         )
     n_minibatches = steps_planned // s.epochs
+    sharded = is_sharded(model)
     units_per_micro = max(1, s.micro_batch_size // per_unit)
     params = [p for p in model.parameters() if p.requires_grad]
     critic_params = list(critic.parameters()) if critic is not None else []
@@ -252,7 +279,16 @@ def update(
                 ),
                 "num_seqs": max(1.0, sum_across(float(len(rows)), ctx)),
             }
-            for micro_rows in _micro_batches(exp, mb, units_per_micro) if mb else []:
+            micro_batches: list[list[int] | None] = (
+                list(_micro_batches(exp, mb, units_per_micro)) if mb else []
+            )
+            if sharded:  # every forward/backward is a collective: all ranks run as many
+                most = int(max_across(float(len(micro_batches)), ctx))
+                micro_batches += [None] * (most - len(micro_batches))
+            for micro_rows in micro_batches:
+                if micro_rows is None:
+                    _idle_step(model, critic, exp)
+                    continue
                 batch = _trimmed(exp, micro_rows, on_policy)
                 out, logp, ent = _micro_step(model, critic, alg, s, batch, norm, on_policy)
                 if on_policy:
@@ -260,9 +296,9 @@ def update(
                 for k, v in out.items():
                     sums[k] += v
                 count += 1
-            sums["grad_norm"] += _clip_and_step(params, optimizer, s.grad_clip, ctx)
+            sums["grad_norm"] += _clip_and_step(params, optimizer, s.grad_clip, ctx, sharded)
             if critic_optimizer is not None:
-                _clip_and_step(critic_params, critic_optimizer, s.grad_clip, ctx)
+                _clip_and_step(critic_params, critic_optimizer, s.grad_clip, ctx, sharded)
             steps += 1
     metrics = {k: v / max(count, 1) for k, v in sums.items() if k != "grad_norm"}
     metrics["grad_norm"] = sums["grad_norm"] / steps

@@ -6,6 +6,8 @@ padding). A masked position ends the episode, so the value after the last valid 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -53,17 +55,28 @@ def gae(
 
 
 def whiten(
-    values_BT: Tensor, mask_BT: Tensor, shift_mean: bool = True, eps: float = 1e-8
+    values_BT: Tensor,
+    mask_BT: Tensor,
+    shift_mean: bool = True,
+    eps: float = 1e-8,
+    reduce: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """(x − mean) / sqrt(var + eps) over the valid tokens of the whole batch; 0 where masked.
 
     The variance is unbiased (n/(n−1), as verl's masked_whiten), taken as 0 below 2 valid tokens.
-    `shift_mean=False` adds the mean back (rescale only).
+    `shift_mean=False` adds the mean back (rescale only). `reduce` sums a tensor over the parts
+    of a batch split across processes (data parallelism), so the statistics are the whole
+    batch's; None = this tensor is the whole batch.
     """
+    reduce = reduce or (lambda t: t)
     valid_BT = mask_BT.bool()
-    count = valid_BT.sum()
-    mean = aggregate(values_BT, mask_BT, "token_mean")
-    squares = torch.where(valid_BT, (values_BT - mean).square(), 0.0).sum()
+    count_total = reduce(
+        torch.stack([valid_BT.sum().double(), (values_BT * mask_BT).sum().double()])
+    )
+    count = count_total[0]
+    mean = (count_total[1] / count.clamp(min=1)).to(values_BT.dtype)
+    squares = reduce(torch.where(valid_BT, (values_BT - mean).square(), 0.0).sum().double())
+    squares = squares.to(values_BT.dtype)
     var = torch.where(count > 1, squares / (count - 1).clamp(min=1), 0.0)
     whitened_BT = (values_BT - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
