@@ -259,6 +259,7 @@ def _count_scored(clock: PhaseClock, args: tuple, out: dict) -> None:
     clock.counts["trained_rows"] = int(out["completion_mask"].shape[0])  # TRL trains every row
     clock.counts["trained_response_tokens"] = response
     clock.counts["trained_tokens"] = prompt_tokens + response
+    clock.counts["computed_tokens"] = prompt_tokens + response  # every row runs its prompt
     clock.counts["response_length"] = response / max(1, clock.counts["rows"])
 
 
@@ -404,6 +405,11 @@ def summarize(runs: list[dict], ceiling_gflops: float) -> dict:
     gen_tok_s = [s["generated_tokens"] / s["phases"]["generate"] for s in steps]
     train_tok_s = [s["trained_tokens"] / s["phases"]["update"] for s in steps]
     update_gflops = [6 * params * t / 1e9 for t in train_tok_s]
+    # Only the tokens the model actually ran (minimalrl runs a prompt once for its group).
+    computed_gflops = [
+        6 * params * s.get("computed_tokens", s["trained_tokens"]) / s["phases"]["update"] / 1e9
+        for s in steps
+    ]
     gen_gflops = [2 * params * t / 1e9 for t in gen_tok_s]
     return {
         "step_seconds_min": min(s["seconds"] for s in steps),
@@ -421,6 +427,9 @@ def summarize(runs: list[dict], ceiling_gflops: float) -> dict:
         ),
         "update_gflops": med(update_gflops),
         "update_fraction_of_ceiling": med(update_gflops) / ceiling_gflops,
+        "computed_tokens_median": med(s.get("computed_tokens", s["trained_tokens"]) for s in steps),
+        "update_computed_gflops": med(computed_gflops),
+        "update_computed_fraction_of_ceiling": med(computed_gflops) / ceiling_gflops,
         "generation_gflops": med(gen_gflops),
         "generation_fraction_of_ceiling": med(gen_gflops) / ceiling_gflops,
         "params": params,
@@ -458,9 +467,12 @@ def format_report(result: dict) -> str:
     lines.append("")
     for fw, x in summ.items():
         lines.append(
-            f"{fw}: update {x['update_gflops']:.1f} GFLOP/s "
+            f"{fw}: update {x['update_gflops']:.1f} GFLOP/s work-equivalent "
             f"({100 * x['update_fraction_of_ceiling']:.0f}% of ceiling, 6·N·"
-            f"{x['trained_tokens_median']:.0f} prompt+response tokens), generation "
+            f"{x['trained_tokens_median']:.0f} prompt+response tokens), "
+            f"{x['update_computed_gflops']:.1f} GFLOP/s on the tokens run "
+            f"({100 * x['update_computed_fraction_of_ceiling']:.0f}%, 6·N·"
+            f"{x['computed_tokens_median']:.0f}), generation "
             f"{x['generation_gflops']:.1f} GFLOP/s "
             f"({100 * x['generation_fraction_of_ceiling']:.0f}%, 2·N·"
             f"{x['generated_tokens_median']:.0f} tokens)"
@@ -567,6 +579,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--skip-trl", action="store_true", help="benchmark minimalrl alone")
     p.add_argument("--skip-minimalrl", action="store_true", help="benchmark TRL alone")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON result file")
+    p.add_argument("--report", type=Path, help="print the table of an earlier JSON result (no run)")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     p.add_argument("--worker-output", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -593,6 +606,14 @@ def main(argv: list[str] | None = None) -> None:
         result = worker(args)
         result["peak_rss_mib"] = peak_rss_mib()
         args.worker_output.write_text(json.dumps(result, indent=1, default=str))
+        return
+    if args.report:  # re-summarise stored runs (e.g. after adding a column)
+        result = json.loads(args.report.read_text())
+        ceiling = result["matmul_ceiling_gflops"]
+        result["summary"] = {fw: summarize(r, ceiling) for fw, r in result["runs"].items()}
+        result["report"] = format_report(result).splitlines()
+        args.report.write_text(json.dumps(result, indent=1, default=str) + "\n")
+        print("\n".join(result["report"]))
         return
     if not args.skip_trl:
         check_trl_installed()
