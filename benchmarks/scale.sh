@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue "Scale out": on the default model, one GRPO iteration (8 prompts x 4 samples, 48 tokens,
 # the default config) as (a) full fine-tuning, 1 process x 2 threads, (b) LoRA rank 16, and
-# (c) full fine-tuning on 2 processes x 1 thread (torchrun, gloo). Peak RSS from /usr/bin/time
-# (for torchrun: the largest rank, the launcher excluded); times from each run's metrics.jsonl.
+# (c) full fine-tuning on 2 processes x 1 thread (torchrun, gloo), (d) the same with FSDP2.
+# Peak RSS from /usr/bin/time (for torchrun: the largest rank, the launcher excluded); times from
+# each run's metrics.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=benchmarks/results/scale
@@ -24,3 +25,4 @@ PY
 measure full .venv/bin/minimalrl train --set threads=2
 measure lora .venv/bin/minimalrl train --set threads=2 --set lora_rank=16 --set lora_alpha=32
 measure ddp2 .venv/bin/torchrun --nproc-per-node 2 -m minimalrl train --set threads=1
+measure fsdp2 .venv/bin/torchrun --nproc-per-node 2 -m minimalrl train --set threads=1 --set fsdp=true

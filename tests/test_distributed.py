@@ -59,8 +59,8 @@ def test_two_ranks_match_one_rank(algo, tiny_model_dir, toy_task, tmp_path):
         assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
 
 
-def test_two_ranks_resume_to_the_same_result(tiny_model_dir, toy_task, tmp_path):
-    cfg = _config(tiny_model_dir, toy_task, algo="grpo", iterations=2)
+def _assert_resume_is_exact(cfg: dict, tmp_path) -> None:
+    """2 ranks × 2 iterations == 2 ranks × 1 iteration, then resumed for the second."""
     _two_ranks(cfg, tmp_path / "full")
     _two_ranks({**cfg, "iterations": 1}, tmp_path / "cut")
     _two_ranks(cfg, tmp_path / "cut", resume=True)
@@ -69,13 +69,17 @@ def test_two_ranks_resume_to_the_same_result(tiny_model_dir, toy_task, tmp_path)
         torch.testing.assert_close(cut[k], full[k], rtol=1e-5, atol=1e-6)
 
 
+def test_two_ranks_resume_to_the_same_result(tiny_model_dir, toy_task, tmp_path):
+    _assert_resume_is_exact(_config(tiny_model_dir, toy_task, algo="grpo", iterations=2), tmp_path)
+
+
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
 def test_fsdp_two_ranks_match_one_rank(algo, tiny_model_dir, toy_task, tmp_path):
     """FSDP2 on 2 gloo ranks: the same parameters as one unsharded process (two optimizer steps
     per iteration, two iterations, eval between), with the critic sharded too for PPO.
 
     (More steps of Adam at lr 1e-2 amplify the reduce-scatter's different summation order on
-    elements whose GRPO gradients nearly cancel into ±lr sign flips: two steps stay within 1e-5.)"""
+    elements whose GRPO gradients nearly cancel into ±lr sign flips: two steps stay within 5e-5.)"""
     cfg = _config(tiny_model_dir, toy_task, algo=algo, iterations=2, eval_data=str(toy_task),
                   eval_every=1, minibatch_size=32, micro_batch_size=4)  # fmt: skip
     train(TrainConfig(**cfg), tmp_path / "one", progress=False)
@@ -95,12 +99,7 @@ def test_fsdp_uneven_kept_samples_and_resume(tiny_model_dir, toy_task, tmp_path)
     in step); a sharded run resumes from its full checkpoint to the uninterrupted result."""
     cfg = _config(tiny_model_dir, toy_task, algo="raft", iterations=2, micro_batch_size=2,
                   fsdp=True)  # fmt: skip
-    _two_ranks(cfg, tmp_path / "full")
-    _two_ranks({**cfg, "iterations": 1}, tmp_path / "cut")
-    _two_ranks(cfg, tmp_path / "cut", resume=True)
-    full, cut = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
-    for k in full:
-        torch.testing.assert_close(cut[k], full[k], rtol=1e-5, atol=1e-6)
+    _assert_resume_is_exact(cfg, tmp_path)
     kept = [r["samples_kept"] for r in read_metrics(tmp_path / "full") if "samples_kept" in r]
     assert kept and all(k > 0 for k in kept)
 
