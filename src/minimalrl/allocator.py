@@ -25,6 +25,8 @@ def keep_freed_memory() -> bool:
     """Make glibc malloc reuse freed memory instead of unmapping it; True when applied.
 
     A no-op (False) where the C library is not glibc. Affects the whole process, from now on.
+    `mallopt` is not thread-safe: call this before starting threads that allocate (process
+    groups, data loaders); the Trainer calls it before joining the process group.
     """
     global _applied
     if _applied:

@@ -91,6 +91,8 @@ class Trainer:
         progress: bool = True,
     ):
         self.cfg, self.output = cfg, Path(output)
+        if cfg.keep_freed_memory and resolve_device(cfg.device) == "cpu":
+            keep_freed_memory()  # first: mallopt is not thread-safe, gloo starts threads
         self.ctx, self.device = init_distributed(resolve_device(cfg.device))
         if cfg.prompts_per_iteration % self.ctx.world_size:
             raise ConfigError(
@@ -101,8 +103,6 @@ class Trainer:
         if self.ctx.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-        if cfg.keep_freed_memory and str(self.device).startswith("cpu"):
-            keep_freed_memory()
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
