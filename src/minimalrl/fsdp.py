@@ -41,28 +41,31 @@ def is_sharded(module: nn.Module) -> bool:
     return isinstance(module, FSDPModule)
 
 
+def _units(module: nn.Module) -> list[FSDPModule]:
+    """The FSDP units of a sharded module (its layers and itself)."""
+    return [m for m in module.modules() if isinstance(m, FSDPModule)]
+
+
 def shard(module: nn.Module, layers: nn.ModuleList) -> nn.Module:
     """Shard `module` in place: one FSDP unit per layer of `layers`, one for the rest."""
     for layer in layers:
         fully_shard(layer)
     fully_shard(module)
     assert isinstance(module, FSDPModule)
-    for unit in module.modules():
-        if isinstance(unit, FSDPModule):
-            # sum across ranks (the loss has the global normaliser), with plain SUM collectives
-            # (gloo has no pre-multiplied sum)
-            unit.set_gradient_divide_factor(1.0)
-            unit.set_force_sum_reduction_for_comms(True)
     # The root too frees its gathered weights after each forward (FSDP keeps them by default): a
     # gather made under inference_mode (scoring, reference) must not be reused for training.
     module.set_reshard_after_forward(True, recurse=False)
-    # Allocate the gathered-weight buffers now, outside inference_mode: made by a first forward
-    # under inference_mode (scoring, critic values) they could never be written in training.
-    with torch.no_grad():
-        for unit in module.modules():
-            if isinstance(unit, FSDPModule):
-                unit.unshard()
-                unit.reshard()
+    for unit in _units(module):
+        # sum across ranks (the loss has the global normaliser), with plain SUM collectives
+        # (gloo has no pre-multiplied sum)
+        unit.set_gradient_divide_factor(1.0)
+        unit.set_force_sum_reduction_for_comms(True)
+        # Allocate the gathered-weight buffers now, outside inference_mode: made by a first
+        # forward under inference_mode (scoring, critic values) they could never be written in
+        # training.
+        with torch.no_grad():
+            unit.unshard()
+            unit.reshard()
     module._minimalrl_call = types.MethodType(_call, module)
     register_fsdp_forward_method(module, "_minimalrl_call")
     return module
@@ -88,7 +91,7 @@ def gathered(module: nn.Module) -> Iterator[None]:
     if not is_sharded(module):
         yield
         return
-    units = [m for m in module.modules() if isinstance(m, FSDPModule)]
+    units = _units(module)
     for unit in units:
         unit.set_reshard_after_forward(False, recurse=False)
         unit.unshard()

@@ -91,9 +91,10 @@ class Trainer:
         progress: bool = True,
     ):
         self.cfg, self.output = cfg, Path(output)
-        if cfg.keep_freed_memory and resolve_device(cfg.device) == "cpu":
+        device = resolve_device(cfg.device)
+        if cfg.keep_freed_memory and device == "cpu":
             keep_freed_memory()  # first: mallopt is not thread-safe, gloo starts threads
-        self.ctx, self.device = init_distributed(resolve_device(cfg.device))
+        self.ctx, self.device = init_distributed(device)
         if cfg.prompts_per_iteration % self.ctx.world_size:
             raise ConfigError(
                 f"prompts_per_iteration = {cfg.prompts_per_iteration} must split evenly over "

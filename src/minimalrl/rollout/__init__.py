@@ -5,7 +5,6 @@ from minimalrl.rollout.base import (
     RolloutBackend,
     SamplingParams,
     pad_left,
-    rollout,
     score_rollout,
 )
 from minimalrl.rollout.hf import HFBackend
@@ -16,6 +15,5 @@ __all__ = [
     "RolloutBackend",
     "SamplingParams",
     "pad_left",
-    "rollout",
     "score_rollout",
 ]

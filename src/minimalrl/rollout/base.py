@@ -115,18 +115,3 @@ def score_rollout(
         batch.old_logp_BR, batch.entropy_BR = logp, ent
     else:
         batch.store_scores(rows, logp, ent)
-
-
-def rollout(
-    backend: RolloutBackend,
-    model: nn.Module,
-    prompt_token_ids: list[list[int]],
-    params: SamplingParams,
-    *,
-    prompt_keys: list[int] | None = None,
-    micro_batch: int = 16,
-) -> Rollout:
-    """Sample responses, then score them with the policy's log-probs and entropies (one forward)."""
-    batch = backend.generate(prompt_token_ids, params, prompt_keys)
-    score_rollout(model, batch, micro_batch, params.temperature)
-    return batch
