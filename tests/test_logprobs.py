@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minimalrl.logprobs import TokenBatch, batched_logprobs, response_logprobs
+from minimalrl.logprobs import (
+    TokenBatch,
+    _packing_applies,
+    batched_logprobs,
+    packed_response_states,
+    response_hidden_states,
+    response_logprobs,
+)
 from minimalrl.models import load_policy
+from minimalrl.packing import pack
 from minimalrl.rollout import HFBackend, SamplingParams, pad_left
 
 
@@ -68,6 +76,21 @@ def test_gradients_through_the_shared_prompt_match_plain(tiny):
     torch.testing.assert_close(g_fast, g_plain, atol=1e-5, rtol=1e-4)
 
 
+def test_tied_embedding_gradient_is_dense_and_matches_plain(tiny):
+    # The lookup's gradient is taken sparse and added into the head's dense one.
+    model, tokenizer = tiny
+    b = _batch(tokenizer)
+    weight = model.get_input_embeddings().weight
+    assert weight is model.get_output_embeddings().weight
+    plain_logp, plain_ent = _plain(model, b)
+    (g_plain,) = torch.autograd.grad((plain_logp + 0.1 * plain_ent).sum(), weight)
+    logp, ent = response_logprobs(model, b, with_entropy=True, chunk_tokens=4)
+    (g_fast,) = torch.autograd.grad((logp + 0.1 * ent).sum(), weight)
+    assert not g_fast.is_sparse and not model.get_input_embeddings().sparse
+    torch.testing.assert_close(g_fast, g_plain, atol=1e-5, rtol=1e-4)
+    assert g_plain.abs().max() > 1e-3  # a gradient worth comparing
+
+
 def test_select_keeps_only_used_prompts_and_trims(tiny):
     _, tokenizer = tiny
     b = _batch(tokenizer).select([3, 1])
@@ -114,3 +137,17 @@ def test_sampler_follows_the_distribution():
     torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.2, 0.0]), atol=0.03, rtol=0)
     top = sample_next(logits, 1.0, 0.7, gens)  # top-p 0.7 keeps the 0.5 and 0.3 tokens
     assert set(top.tolist()) == {0, 1}
+
+
+def test_packed_states_equal_padded_ones(tiny):
+    # Rows [7], [7], [5 + 2], [4 + 1]: the last two mix prompts 0/1 and 2/2.
+    model, tokenizer = tiny
+    b = _batch(tokenizer)
+    body = model.get_decoder()
+    assert _packing_applies(body, b)
+    assert pack(b.prompt_mask_UP, b.prompt_index_B, b.response_ids_BR, b.response_mask_BR
+                ).input_ids_RW.shape == (4, 7)  # fmt: skip
+    with torch.no_grad():
+        padded = response_hidden_states(body, b)[b.response_mask_BR.bool()]
+        packed = packed_response_states(body, b)
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)

@@ -11,7 +11,8 @@ float tensor for the prompt is made.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,8 @@ from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
 from minimalrl.fsdp import call_as_forward
+from minimalrl.head_logprobs import head_logprobs
+from minimalrl.packing import pack, packed_rows
 
 
 def position_ids_from_mask(mask_BL: torch.Tensor) -> torch.Tensor:
@@ -64,6 +67,33 @@ class TokenBatch:
         )  # fmt: skip
 
 
+@contextmanager
+def sparse_tied_embedding_grad(body: nn.Module, head: nn.Module) -> Iterator[None]:
+    """Within: the input embedding's gradient is sparse (the rows of the tokens seen) when it is
+    tied to the vocabulary projection, whose dense gradient it is then added into.
+
+    A dense embedding gradient is a zero-filled (V, H) tensor per lookup plus a (V, H) sum with the
+    head's: several passes over 113 MB per micro-batch for the default model. An untied embedding
+    keeps its dense gradient (optimizers such as Adam refuse sparse ones).
+    """
+    emb = body.get_input_embeddings()
+    tied = (
+        type(emb) is nn.Embedding
+        and isinstance(head, nn.Linear)
+        and emb.weight is head.weight
+        and emb.weight.requires_grad
+        and torch.is_grad_enabled()
+    )
+    if not tied:
+        yield
+        return
+    emb.sparse = True
+    try:
+        yield
+    finally:
+        emb.sparse = False
+
+
 def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """Hidden states (B, R, H) that predict each response token, from the transformer body.
 
@@ -94,6 +124,52 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     return torch.cat([last_prompt_B1H, response_out.last_hidden_state[:, :-1]], dim=1)
 
 
+def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
+    """Hidden states (N, H) predicting each response token, in (response, position) order, with
+    the responses packed into as few rows as they fit (`minimalrl.packing`): no padding computed.
+
+    Numbers as `response_hidden_states` gives for the same tokens: same prompt cache, positions
+    and visible keys; only the row a token sits in differs.
+    """
+    b = batch
+    packed = pack(b.prompt_mask_UP, b.prompt_index_B, b.response_ids_BR, b.response_mask_BR)
+    cache = DynamicCache()
+    prompt_out = body(
+        input_ids=b.prompt_ids_UP,
+        attention_mask=b.prompt_mask_UP,
+        position_ids=position_ids_from_mask(b.prompt_mask_UP),
+        cache=cache,
+        use_cache=True,
+    )
+    R, S = packed.prompt_slots_RS.shape
+    flat_slots = packed.prompt_slots_RS.reshape(-1)
+    for layer in cache.layers:  # a row's context: its S prompts' keys/values side by side
+        for name in ("keys", "values"):
+            kv_UHPD = getattr(layer, name)
+            _, Hkv, P, D = kv_UHPD.shape
+            rows_kv = kv_UHPD[flat_slots].view(R, S, Hkv, P, D).transpose(1, 2)
+            setattr(layer, name, rows_kv.reshape(R, Hkv, S * P, D))
+    out = body(
+        input_ids=packed.input_ids_RW,
+        attention_mask=packed.mask_R1WK,
+        position_ids=packed.position_ids_RW,
+        cache=cache,
+        use_cache=True,
+    )
+    last_prompt_BH = prompt_out.last_hidden_state[b.prompt_index_B, -1]
+    H = last_prompt_BH.shape[-1]
+    states = torch.cat([last_prompt_BH, out.last_hidden_state.reshape(-1, H)])
+    return states[packed.predictor_N]
+
+
+def _packing_applies(body: nn.Module, batch: TokenBatch) -> bool:
+    """Pack when it saves rows and the attention takes a boolean 4D mask (SDPA)."""
+    if getattr(body.config, "_attn_implementation", None) != "sdpa":
+        return False
+    lengths = batch.response_mask_BR.sum(-1).tolist()
+    return packed_rows(lengths) < len(lengths)
+
+
 def _chunk_logprobs(
     head: nn.Module,
     h_NH: torch.Tensor,
@@ -115,6 +191,42 @@ def _chunk_logprobs(
     with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
         ent_N = lse_N - (torch.softmax(logits_NV, dim=-1) * logits_NV).sum(-1)
     return logp_N, ent_N
+
+
+def _fused_head_applies(head: nn.Module, h_NH: torch.Tensor) -> bool:
+    """`head_logprobs` computes exactly a bias-free `nn.Linear` outside autocast; anything else
+    (a peft-wrapped head, a bias, mixed precision) takes the generic path."""
+    return (
+        type(head) is nn.Linear
+        and head.bias is None
+        and not torch.is_autocast_enabled(h_NH.device.type)
+    )
+
+
+def _checkpointed_chunks(
+    head: nn.Module,
+    h_NH: torch.Tensor,
+    targets_N: torch.Tensor,
+    temperature: float,
+    with_entropy: bool,
+    entropy_grad: bool,
+    chunk_tokens: int,
+) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+    """`_chunk_logprobs` chunk by chunk through any head module, by autograd."""
+    logps, ents = [], []
+    for start in range(0, h_NH.shape[0], chunk_tokens):
+        end = start + chunk_tokens
+        args = (head, h_NH[start:end], targets_N[start:end], temperature, with_entropy,
+                entropy_grad)  # fmt: skip
+        # Under autograd, keep only the chunk's hidden states and recompute its (chunk, V) logits
+        # in the backward pass: only a (chunk, V) block of logits is in memory.
+        if torch.is_grad_enabled():
+            lp, en = checkpoint(_chunk_logprobs, *args, use_reentrant=False)
+        else:
+            lp, en = _chunk_logprobs(*args)
+        logps.append(lp)
+        ents.append(en)
+    return logps, ents
 
 
 def response_logprobs(
@@ -147,32 +259,26 @@ def _response_logprobs(
     chunk_tokens: int,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     body, head = backbone_and_head(model)
-    h_BRH = response_hidden_states(body, batch)
     response_ids_BR, response_mask_BR = batch.response_ids_BR, batch.response_mask_BR
     B, R = response_ids_BR.shape
     valid_N = response_mask_BR.reshape(-1).bool()
-    h_NH = h_BRH.reshape(B * R, -1)[valid_N]
-    targets_N = response_ids_BR.reshape(-1)[valid_N]
-    logps, ents = [], []
-    for start in range(0, h_NH.shape[0], chunk_tokens):
-        end = start + chunk_tokens
-        args = (
-            head,
-            h_NH[start:end],
-            targets_N[start:end],
-            temperature,
-            with_entropy,
-            entropy_grad,
-        )
-        # Under autograd, keep only the chunk's hidden states and recompute its (chunk, V) logits
-        # in the backward pass: +7% compute, and only a (256, V) block of logits is in memory.
-        if torch.is_grad_enabled():
-            lp, en = checkpoint(_chunk_logprobs, *args, use_reentrant=False)
+    with sparse_tied_embedding_grad(body, head):
+        if _packing_applies(body, batch):
+            h_NH = packed_response_states(body, batch)
         else:
-            lp, en = _chunk_logprobs(*args)
-        logps.append(lp)
-        ents.append(en)
-    zeros = torch.zeros(B * R, dtype=torch.float32, device=h_BRH.device)
+            h_NH = response_hidden_states(body, batch).reshape(B * R, -1)[valid_N]
+    targets_N = response_ids_BR.reshape(-1)[valid_N]
+    if _fused_head_applies(head, h_NH):
+        logp_N, ent_N = head_logprobs(
+            h_NH, head.weight, targets_N, temperature=temperature, with_entropy=with_entropy,
+            entropy_grad=entropy_grad, chunk_tokens=chunk_tokens,
+        )  # fmt: skip
+        logps, ents = [logp_N], [ent_N]
+    else:
+        logps, ents = _checkpointed_chunks(
+            head, h_NH, targets_N, temperature, with_entropy, entropy_grad, chunk_tokens
+        )
+    zeros = torch.zeros(B * R, dtype=torch.float32, device=h_NH.device)
     logp_BR = zeros.masked_scatter(valid_N, torch.cat(logps)) if logps else zeros
     entropy_BR = None
     if with_entropy:

@@ -27,6 +27,7 @@ from minimalrl.distributed import (
 from minimalrl.experience import Experience
 from minimalrl.fsdp import is_sharded
 from minimalrl.logprobs import response_logprobs
+from minimalrl.packing import packed_rows
 
 
 class NonFiniteLossError(RuntimeError):
@@ -184,11 +185,12 @@ def _split(order: list[int], parts: int) -> list[list[int]]:
 
 def _positions(exp: Experience, rows: list[int]) -> int:
     """Positions one forward over `rows` computes: its distinct prompts (each once, at the widest
-    prompt's width) plus every row at the longest response's width."""
+    prompt's width) plus the responses packed into rows as wide as the longest (`packing`)."""
     ro = exp.rollout
     prompts = ro.prompt_index_B[rows].unique()
     prompt_width = int(ro.prompt_mask_UP[prompts].sum(-1).max())
-    return len(prompts) * prompt_width + len(rows) * int(ro.response_lengths_B[rows].max())
+    lengths = ro.response_lengths_B[rows].tolist()
+    return len(prompts) * prompt_width + packed_rows(lengths) * max(lengths)
 
 
 def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -> list[list[int]]:

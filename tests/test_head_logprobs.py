@@ -1,0 +1,63 @@
+"""The hand-written gradient of `head_logprobs` against autograd through log_softmax."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from minimalrl.head_logprobs import head_logprobs
+
+
+def _inputs(seed: int = 0, N: int = 7, V: int = 11, H: int = 5):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(N, H, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(V, H, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, V, (N,), generator=g)
+    return h, w, y, g
+
+
+def _plain(h, w, y, temperature):
+    lsm = torch.log_softmax(h @ w.T / temperature, dim=-1)
+    return lsm.gather(-1, y[:, None])[:, 0], -(lsm.exp() * lsm).sum(-1)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("entropy_in_loss", [False, True])
+def test_values_and_gradients_match_autograd(temperature, entropy_in_loss):
+    h, w, y, g = _inputs()
+    a, b = (
+        torch.randn(7, generator=g, dtype=torch.float64),
+        torch.randn(7, generator=g, dtype=torch.float64),
+    )
+    logp, ent = _plain(h, w, y, temperature)
+    loss = (a * logp).sum() + ((b * ent).sum() if entropy_in_loss else 0.0)
+    dh, dw = torch.autograd.grad(loss, (h, w))
+    # chunk 3 of 7 tokens: the last chunk is short
+    f_logp, f_ent = head_logprobs(h, w, y, temperature=temperature, with_entropy=True,
+                                  entropy_grad=entropy_in_loss, chunk_tokens=3)  # fmt: skip
+    torch.testing.assert_close(f_logp, logp)
+    torch.testing.assert_close(f_ent, ent)
+    f_loss = (a * f_logp).sum() + ((b * f_ent).sum() if entropy_in_loss else 0.0)
+    f_dh, f_dw = torch.autograd.grad(f_loss, (h, w))
+    torch.testing.assert_close(f_dh, dh, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(f_dw, dw, rtol=1e-10, atol=1e-12)
+
+
+def test_entropy_as_a_metric_has_no_gradient():
+    h, w, y, _ = _inputs()
+    logp, ent = head_logprobs(h, w, y, with_entropy=True, entropy_grad=False)
+    assert logp.requires_grad and not ent.requires_grad
+    _, none = head_logprobs(h, w, y)
+    assert none is None
+
+
+def test_gradient_raises_the_target_and_lowers_the_rest():
+    # One token, gradient ascent on log p(y): the target's weight row moves along h, others against.
+    h = torch.tensor([[1.0, 2.0]])
+    w = torch.zeros(3, 2, requires_grad=True)
+    logp, _ = head_logprobs(h, w, torch.tensor([1]))
+    (dw,) = torch.autograd.grad(logp.sum(), w)
+    # d log p_1 / d w_v = (1[v=1] - 1/3) h at uniform p
+    torch.testing.assert_close(
+        dw, torch.tensor([[-1 / 3, -2 / 3], [2 / 3, 4 / 3], [-1 / 3, -2 / 3]])
+    )
