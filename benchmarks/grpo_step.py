@@ -149,6 +149,7 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
         # TRL with beta=0 runs no reference model; minimalrl's reference forward only feeds the
         # kl_to_init curve, so it is off here unless --track-kl asks for it.
         track_kl_to_init=args.track_kl,
+        rollout_precision=args.rollout_precision,
     )
     with tempfile.TemporaryDirectory(prefix="grpo-bench-minimalrl-") as out:
         t0 = time.perf_counter()
@@ -377,6 +378,7 @@ def run_worker_process(framework: str, args: argparse.Namespace, seed: int, log:
         if args.trl_gradient_checkpointing
         else "--no-trl-gradient-checkpointing",
         *(["--track-kl"] if args.track_kl else []),
+        *("--rollout-precision", args.rollout_precision),
     ]
     threads = str(args.threads)
     env = {
@@ -575,6 +577,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--track-kl",
         action="store_true",
         help="also run minimalrl's reference forward for the kl_to_init curve (TRL, beta=0: none)",
+    )
+    p.add_argument(
+        "--rollout-precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="minimalrl's rollout_precision (TRL samples in float32 here either way)",
     )
     p.add_argument("--skip-trl", action="store_true", help="benchmark minimalrl alone")
     p.add_argument("--skip-minimalrl", action="store_true", help="benchmark TRL alone")

@@ -151,3 +151,23 @@ def test_packed_states_equal_padded_ones(tiny):
         padded = response_hidden_states(body, b)[b.response_mask_BR.bool()]
         packed = packed_response_states(body, b)
     torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_rollout_samples_from_the_cast_weights_and_leaves_the_policy(tiny):
+    import copy
+
+    model, tokenizer = tiny
+    prompts = [[3, 18, 19, 8, 15, 9, 20, 4], [3, 10, 11, 4]]
+    params = SamplingParams(n=3, max_new_tokens=6, temperature=1.0, seed=5)
+    cast = copy.deepcopy(model)
+    for p in cast.parameters():  # parameters only: rotary frequencies stay float32
+        p.data = p.data.to(torch.bfloat16)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    eos = [tokenizer.eos_token_id]
+    out = HFBackend(model, tokenizer.pad_token_id, eos, dtype=torch.bfloat16).generate(
+        prompts, params
+    )
+    ref = HFBackend(cast, tokenizer.pad_token_id, eos).generate(prompts, params)
+    assert torch.equal(out.response_ids_BR, ref.response_ids_BR)
+    for k, v in model.state_dict().items():
+        assert v.dtype == before[k].dtype and torch.equal(v, before[k])

@@ -134,6 +134,11 @@ class TrainConfig:
     """"cpu", "cuda", or "auto" (CUDA when present). Under torchrun each rank takes its GPU."""
     precision: str = "fp32"
     """"fp32", or "bf16" (autocast: bfloat16 matmuls, float32 weights and log-probs)."""
+    rollout_precision: str = "fp32"
+    """"fp32", or "bf16": sample from a bfloat16 cast of the policy (made each iteration, freed
+    after), as bf16 vLLM rollouts do. 1.8x faster generation on a CPU with avx512_bf16 (this one);
+    log-probs, losses and the update stay in float32, so π_old is the float32 policy and the
+    samples come from a slightly different distribution (the usual engine/trainer mismatch)."""
     track_kl_to_init: bool = True
     """Measure the kl_to_init curve (one reference forward per iteration) even without a KL term."""
 
@@ -183,6 +188,10 @@ class TrainConfig:
                 f"samples_per_prompt = {self.samples_per_prompt}: {self.algo} compares responses "
                 f"within a prompt's group and needs at least {alg.min_group_size}"
             )
+        if self.fsdp and self.rollout_precision != "fp32":
+            raise ConfigError(
+                "rollout_precision: only fp32 with fsdp (samples from gathered shards)"
+            )
         if self.fsdp and self.lora_rank:
             raise ConfigError(
                 "fsdp: not supported with LoRA (lora_rank > 0) yet; use one or the other"
@@ -231,6 +240,7 @@ class TrainConfig:
             "dpo_reference": ("iteration", "initial"),
             "device": ("cpu", "cuda", "auto"),
             "precision": ("fp32", "bf16"),
+            "rollout_precision": ("fp32", "bf16"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

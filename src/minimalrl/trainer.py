@@ -111,7 +111,8 @@ class Trainer:
         self._build_models()
         self._load_data()
         eos = [self.tokenizer.eos_token_id]
-        self.backend = HFBackend(self.model, self.tokenizer.pad_token_id, eos)
+        rollout_dtype = {"fp32": None, "bf16": torch.bfloat16}[cfg.rollout_precision]
+        self.backend = HFBackend(self.model, self.tokenizer.pad_token_id, eos, rollout_dtype)
         self.start_iteration = 0
         if resume:
             self._resume(force)

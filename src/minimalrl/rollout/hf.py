@@ -7,6 +7,9 @@ A hand loop rather than `model.generate`, for two savings `generate` does not ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 from transformers import DynamicCache
@@ -59,12 +62,34 @@ def sample_next(
 
 
 class HFBackend:
-    """Samples from the policy module itself, so there are no weights to sync."""
+    """Samples from the policy module itself, so there are no weights to sync.
 
-    def __init__(self, model: nn.Module, pad_token_id: int, eos_token_ids: list[int]):
+    `dtype` (e.g. torch.bfloat16): sample with the weights cast to it, as a bf16 vLLM engine
+    does. The cast copy is made at each `generate` from the current weights and freed after; the
+    module itself (and its float32 buffers such as rotary frequencies) is unchanged.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        pad_token_id: int,
+        eos_token_ids: list[int],
+        dtype: torch.dtype | None = None,
+    ):
         self.model = model
         self.pad_token_id = pad_token_id
         self.eos_token_ids = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
+        self.dtype = dtype
+
+    def _forward(self) -> Callable[..., Any]:
+        """The model's forward, with its parameters cast to `dtype` when one is set."""
+        if self.dtype is None:
+            return self.model
+        cast = {
+            name: p.detach().to(self.dtype) if p.is_floating_point() else p
+            for name, p in self.model.named_parameters()
+        }  # tied weights appear once and stay tied (functional_call's tie_weights)
+        return lambda **kwargs: torch.func.functional_call(self.model, cast, (), kwargs)
 
     def sync_weights(self, model: nn.Module) -> None:
         self.model = model
@@ -106,7 +131,8 @@ class HFBackend:
         device = prompt_ids.device
         position = position_ids_from_mask(prompt_mask)
         cache = DynamicCache()
-        out = self.model(
+        forward = self._forward()
+        out = forward(
             input_ids=prompt_ids,
             attention_mask=prompt_mask,
             position_ids=position,
@@ -140,7 +166,7 @@ class HFBackend:
             if t == params.max_new_tokens - 1:
                 break
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-            logits = self.model(
+            logits = forward(
                 input_ids=tok[:, None],
                 attention_mask=mask,
                 position_ids=next_pos[:, None],
