@@ -94,6 +94,18 @@ def sparse_tied_embedding_grad(body: nn.Module, head: nn.Module) -> Iterator[Non
         emb.sparse = False
 
 
+def _prompt_forward(body: nn.Module, batch: TokenBatch, cache: DynamicCache) -> torch.Tensor:
+    """Each distinct prompt once through the body into `cache`; its last hidden state (U, H)."""
+    out = body(
+        input_ids=batch.prompt_ids_UP,
+        attention_mask=batch.prompt_mask_UP,
+        position_ids=position_ids_from_mask(batch.prompt_mask_UP),
+        cache=cache,
+        use_cache=True,
+    )
+    return out.last_hidden_state[:, -1]
+
+
 def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """Hidden states (B, R, H) that predict each response token, from the transformer body.
 
@@ -103,13 +115,7 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """
     b = batch
     cache = DynamicCache()
-    prompt_out = body(
-        input_ids=b.prompt_ids_UP,
-        attention_mask=b.prompt_mask_UP,
-        position_ids=position_ids_from_mask(b.prompt_mask_UP),
-        cache=cache,
-        use_cache=True,
-    )
+    prompt_last_UH = _prompt_forward(body, b, cache)
     cache.batch_select_indices(b.prompt_index_B)
     full_mask_BL = torch.cat([b.prompt_mask_UP[b.prompt_index_B], b.response_mask_BR], dim=1)
     P = b.prompt_ids_UP.shape[1]
@@ -120,7 +126,7 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
         cache=cache,
         use_cache=True,
     )
-    last_prompt_B1H = prompt_out.last_hidden_state[b.prompt_index_B, -1:]
+    last_prompt_B1H = prompt_last_UH[b.prompt_index_B, None]
     return torch.cat([last_prompt_B1H, response_out.last_hidden_state[:, :-1]], dim=1)
 
 
@@ -134,13 +140,7 @@ def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     b = batch
     packed = pack(b.prompt_mask_UP, b.prompt_index_B, b.response_ids_BR, b.response_mask_BR)
     cache = DynamicCache()
-    prompt_out = body(
-        input_ids=b.prompt_ids_UP,
-        attention_mask=b.prompt_mask_UP,
-        position_ids=position_ids_from_mask(b.prompt_mask_UP),
-        cache=cache,
-        use_cache=True,
-    )
+    prompt_last_UH = _prompt_forward(body, b, cache)
     R, S = packed.prompt_slots_RS.shape
     flat_slots = packed.prompt_slots_RS.reshape(-1)
     for layer in cache.layers:  # a row's context: its S prompts' keys/values side by side
@@ -156,7 +156,7 @@ def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
         cache=cache,
         use_cache=True,
     )
-    last_prompt_BH = prompt_out.last_hidden_state[b.prompt_index_B, -1]
+    last_prompt_BH = prompt_last_UH[b.prompt_index_B]
     H = last_prompt_BH.shape[-1]
     states = torch.cat([last_prompt_BH, out.last_hidden_state.reshape(-1, H)])
     return states[packed.predictor_N]
