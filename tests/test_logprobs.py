@@ -171,3 +171,17 @@ def test_bf16_rollout_samples_from_the_cast_weights_and_leaves_the_policy(tiny):
     assert torch.equal(out.response_ids_BR, ref.response_ids_BR)
     for k, v in model.state_dict().items():
         assert v.dtype == before[k].dtype and torch.equal(v, before[k])
+
+
+def test_critic_values_from_packed_rows_equal_padded(tiny):
+    from minimalrl.critic import ValueModel
+
+    model, tokenizer = tiny
+    b = _batch(tokenizer)
+    critic = ValueModel(model)
+    torch.nn.init.normal_(critic.head.weight, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        values = critic(b)  # packed: 6 responses in 4 rows
+        padded = critic.head(response_hidden_states(critic.body, b)).squeeze(-1)
+    torch.testing.assert_close(values, padded * b.response_mask_BR, atol=1e-5, rtol=1e-5)
+    assert values[b.response_mask_BR.bool()].abs().min() > 0  # real values, padding zero

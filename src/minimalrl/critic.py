@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from minimalrl.logprobs import TokenBatch, backbone_and_head, response_hidden_states
+from minimalrl.logprobs import TokenBatch, backbone_and_head, response_token_states
 
 
 class ValueModel(nn.Module):
@@ -25,5 +25,7 @@ class ValueModel(nn.Module):
 
     def forward(self, batch: TokenBatch) -> torch.Tensor:
         """Values (B, R) of the states before each response token; 0 on response padding."""
-        h_BRH = response_hidden_states(self.body, batch)
-        return self.head(h_BRH).squeeze(-1).float() * batch.response_mask_BR
+        mask_BR = batch.response_mask_BR
+        values_N = self.head(response_token_states(self.body, batch)).squeeze(-1).float()
+        zeros_BR = torch.zeros(mask_BR.shape, dtype=values_N.dtype, device=values_N.device)
+        return zeros_BR.masked_scatter(mask_BR.bool(), values_N)

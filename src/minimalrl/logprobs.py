@@ -170,6 +170,16 @@ def _packing_applies(body: nn.Module, batch: TokenBatch) -> bool:
     return packed_rows(lengths) < len(lengths)
 
 
+def response_token_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
+    """Hidden states (N, H) predicting each response token, in (response, position) order:
+    packed when that saves rows (`packed_response_states`), else from padded rows."""
+    if _packing_applies(body, batch):
+        return packed_response_states(body, batch)
+    B, R = batch.response_ids_BR.shape
+    valid_N = batch.response_mask_BR.reshape(-1).bool()
+    return response_hidden_states(body, batch).reshape(B * R, -1)[valid_N]
+
+
 def _chunk_logprobs(
     head: nn.Module,
     h_NH: torch.Tensor,
@@ -263,10 +273,7 @@ def _response_logprobs(
     B, R = response_ids_BR.shape
     valid_N = response_mask_BR.reshape(-1).bool()
     with sparse_tied_embedding_grad(body, head):
-        if _packing_applies(body, batch):
-            h_NH = packed_response_states(body, batch)
-        else:
-            h_NH = response_hidden_states(body, batch).reshape(B * R, -1)[valid_N]
+        h_NH = response_token_states(body, batch)
     targets_N = response_ids_BR.reshape(-1)[valid_N]
     if _fused_head_applies(head, h_NH):
         logp_N, ent_N = head_logprobs(
