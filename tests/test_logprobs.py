@@ -151,6 +151,11 @@ def test_packed_states_equal_padded_ones(tiny):
         padded = response_hidden_states(body, b)[b.response_mask_BR.bool()]
         packed = packed_response_states(body, b)
     torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+    empty = TokenBatch(b.prompt_ids_UP, b.prompt_mask_UP, b.prompt_index_B,
+                       b.response_ids_BR, torch.zeros_like(b.response_mask_BR))  # fmt: skip
+    assert not _packing_applies(body, empty)  # nothing to pack: the padded path
+    logp, _ = response_logprobs(model, empty)
+    assert logp.abs().sum() == 0
 
 
 def test_bf16_rollout_samples_from_the_cast_weights_and_leaves_the_policy(tiny):

@@ -167,7 +167,7 @@ def _packing_applies(body: nn.Module, batch: TokenBatch) -> bool:
     if getattr(body.config, "_attn_implementation", None) != "sdpa":
         return False
     lengths = batch.response_mask_BR.sum(-1).tolist()
-    return packed_rows(lengths) < len(lengths)
+    return 0 < packed_rows(lengths) < len(lengths)
 
 
 def response_token_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:

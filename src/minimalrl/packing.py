@@ -64,6 +64,10 @@ def pack(
     response_mask_BR: torch.Tensor,
     pad_token_id: int = 0,
 ) -> PackedBatch:
+    """The packed model inputs for B responses to U left-padded prompts (see the module doc).
+
+    Needs at least one non-empty response; empty ones get no row and no predictor.
+    """
     device = response_ids_BR.device
     lengths = response_mask_BR.sum(-1).tolist()
     row, start, rows = first_fit_decreasing(lengths)
