@@ -59,31 +59,36 @@ def shard(items: list, ctx: DistContext) -> list:
     return items[ctx.rank * per : (ctx.rank + 1) * per]
 
 
-def sum_across(value: float, ctx: DistContext) -> float:
-    """Σ over ranks of a scalar (counts, token totals)."""
+def reduce_tensor_across(
+    t: torch.Tensor, ctx: DistContext, op: dist.ReduceOp.RedOpType = dist.ReduceOp.SUM
+) -> torch.Tensor:
+    """`op` (default Σ) over ranks of a (small) tensor, returned on every rank."""
     if not ctx.active:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t)
+        return t
+    t = t.clone()
+    dist.all_reduce(t, op=op)
+    return t
 
 
 def sum_tensor_across(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Σ over ranks of a (small) tensor, returned on every rank."""
+    return reduce_tensor_across(t, ctx)
+
+
+def _scalar_across(value: float, ctx: DistContext, op: dist.ReduceOp.RedOpType) -> float:
     if not ctx.active:
-        return t
-    t = t.clone()
-    dist.all_reduce(t)
-    return t
+        return value
+    return float(reduce_tensor_across(torch.tensor([value], dtype=torch.float64), ctx, op))
+
+
+def sum_across(value: float, ctx: DistContext) -> float:
+    """Σ over ranks of a scalar (counts, token totals)."""
+    return _scalar_across(value, ctx, dist.ReduceOp.SUM)
 
 
 def max_across(value: float, ctx: DistContext) -> float:
     """The largest of the ranks' values."""
-    if not ctx.active:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t)
+    return _scalar_across(value, ctx, dist.ReduceOp.MAX)
 
 
 def any_across(flag: bool, ctx: DistContext) -> bool:

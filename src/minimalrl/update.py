@@ -198,7 +198,7 @@ def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -
 
     - units sorted by response length: similar lengths pad together;
     - a prompt's units together (groups sorted by their longest response): the prompt's forward
-      is shared by its responses (`response_hidden_states`), n samples cost one prompt.
+      is shared by its responses (`logprobs.response_token_states`), n samples cost one prompt.
 
     The order of micro-batches does not change the accumulated gradient (up to rounding).
     """
