@@ -8,7 +8,7 @@ import torch
 
 from minimalrl.allocator import keep_freed_memory
 from minimalrl.rollout import Rollout
-from minimalrl.update import _micro_batches, _positions
+from minimalrl.update import _clip_and_step, _micro_batches, _positions
 
 
 def _rollout(prompt_lengths: list[int], response_lengths: list[list[int]]) -> Rollout:
@@ -46,3 +46,23 @@ def test_keep_freed_memory_is_idempotent():
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert keep_freed_memory() is expected
     assert keep_freed_memory() is expected
+
+
+def test_optimizer_step_refreshes_autocast_weights():
+    """Under one bf16 autocast block, a forward after an optimizer step sees the new weights."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(8, 8, bias=False)
+    opt = torch.optim.SGD(lin.parameters(), lr=1.0)
+    x = torch.randn(4, 8)
+    ctx = SimpleNamespace(world_size=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        before = lin(x)
+        before.sum().backward()
+        _clip_and_step(list(lin.parameters()), opt, 0.0, ctx, sharded=True)
+        after = lin(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fresh = lin(x)
+    assert torch.equal(after, fresh)
+    # SGD moved each weight row by -x.sum(0), so each output by -x @ x.sum(0)
+    expected_change = -(x @ x.sum(0))[:, None].expand(4, 8)
+    torch.testing.assert_close((after - before).float(), expected_change, atol=0.1, rtol=0.02)

@@ -162,6 +162,10 @@ def _clip_and_step(
         raise NonFiniteLossError(f"gradient norm is {float(norm)}")
     opt.step()
     opt.zero_grad(set_to_none=True)
+    # bf16 autocast keeps its cast copy of each weight until the outermost autocast block ends
+    # (the trainer's spans the iteration): without this, later minibatches would run the
+    # weights as they were before this step.
+    torch.clear_autocast_cache()
     return float(norm)
 
 
