@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -109,6 +111,34 @@ def test_greedy_sampler_matches_hf_generate(tiny):
                              pad_token_id=tokenizer.pad_token_id)[0, len(p) :]  # fmt: skip
         mine = out.response_ids_BR[i][out.response_mask_BR[i].bool()]
         assert mine.tolist() == ref[: len(mine)].tolist()
+
+
+def test_decode_attention_equals_sdpa_on_a_padded_batch(tiny):
+    from transformers import DynamicCache
+
+    from minimalrl.logprobs import position_ids_from_mask
+    from minimalrl.rollout.decode_attention import decode_attention_for
+
+    model, tokenizer = tiny
+    assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA stacking
+    ids, mask = pad_left([[3, 18, 19, 8, 15, 9, 20, 4], [3, 10, 4]], tokenizer.pad_token_id)
+    pos = position_ids_from_mask(mask)
+    logits = []
+    for decode in (False, True):
+        cache = DynamicCache()
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache)
+            step_mask = torch.cat([mask, mask.new_ones(2, 1)], 1)
+            with decode_attention_for(model) if decode else contextlib.nullcontext():
+                assert model.config._attn_implementation == (
+                    "minimalrl_decode" if decode else "sdpa"
+                )
+                out = model(input_ids=torch.tensor([[11], [12]]), attention_mask=step_mask,
+                            position_ids=pos[:, -1:] + 1, cache=cache)  # fmt: skip
+        logits.append(out.logits)
+    assert model.config._attn_implementation == "sdpa"  # restored
+    torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=1e-5)
+    assert logits[0][0].sub(logits[0][1]).abs().max() > 1e-3  # the rows really differ
 
 
 def test_samples_do_not_depend_on_the_batch(tiny):

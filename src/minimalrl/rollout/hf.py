@@ -16,6 +16,7 @@ from transformers import DynamicCache
 
 from minimalrl.logprobs import position_ids_from_mask
 from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
+from minimalrl.rollout.decode_attention import decode_attention_for
 
 
 def row_generators(
@@ -106,7 +107,8 @@ class HFBackend:
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
         generators = row_generators(params.seed, keys, params.n, device)
-        tokens_BR, lengths_B = self._sample(prompt_ids, prompt_mask, params, generators)
+        with decode_attention_for(self.model):
+            tokens_BR, lengths_B = self._sample(prompt_ids, prompt_mask, params, generators)
         R = max(int(lengths_B.max()), 1)
         tokens_BR = tokens_BR[:, :R]
         response_mask_BR = (torch.arange(R, device=device)[None] < lengths_B[:, None]).long()
@@ -138,7 +140,9 @@ class HFBackend:
             position_ids=position,
             cache=cache,
             use_cache=True,
-            logits_to_keep=1,
+            # An index tensor, not the int 1: a (U, 1, H) slice of the hidden states would reach
+            # the head as a batched matmul that copies the (V, H) weight once per prompt.
+            logits_to_keep=torch.tensor([prompt_ids.shape[1] - 1], device=device),
         )
         n = params.n
         if n > 1:  # one prefill per distinct prompt, then n copies of its cache
