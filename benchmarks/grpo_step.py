@@ -1,6 +1,8 @@
 """One GRPO iteration of minimalrl against one of TRL's `GRPOTrainer`, on the same work.
 
-Same model (the embedded SmolLM2-135M-Instruct, float32), same prompts (the first `--prompts`
+Same model (the embedded SmolLM2-135M-Instruct, float32 weights), same precision (`--precision`:
+float32 throughout, or bf16 for both: TRL's `bf16=True` autocast, minimalrl's `precision=bf16`
+autocast with bf16 sampling), same prompts (the first `--prompts`
 synthetic arithmetic problems, built with `minimalrl.data.build_prompts`), same samples per prompt,
 same generation limit, one optimizer step over all `prompts × samples` completions in micro-batches
 of the same size, same torch threads. Each (framework, repeat) runs in a fresh child process
@@ -16,9 +18,10 @@ optimizer state, kernel selection) and then one timed step, split into phases:
 - TRL: generate, reward, update (the step minus `_generate_and_score_completions`). With
   num_iterations=1 and beta=0 TRL computes neither old nor reference log-probs.
 
-The parent also measures the machine's float32 matmul ceiling and reports each framework's update
-FLOP/s (6 · params · trained prompt+response tokens / update s) and generation FLOP/s
-(2 · params · generated tokens / generation s) as fractions of it. See benchmarks/README.md.
+The parent also measures the machine's float32 and bfloat16 matmul ceilings and reports each
+framework's update FLOP/s (6 · params · trained prompt+response tokens / update s) and generation
+FLOP/s (2 · params · generated tokens / generation s) as fractions of the ceiling of the precision
+the run computes in (and of the float32 one). See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from typing import Any
 FRAMEWORKS = ("minimalrl", "trl")
 TRL_VERSION = "1.16.0"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "grpo_step.json"
+DTYPES = ("fp32", "bf16")
 PHASES = ("generate", "old_logprobs", "ref_logprobs", "reward", "update", "other")
 
 
@@ -149,7 +153,8 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
         # TRL with beta=0 runs no reference model; minimalrl's reference forward only feeds the
         # kl_to_init curve, so it is off here unless --track-kl asks for it.
         track_kl_to_init=args.track_kl,
-        rollout_precision=args.rollout_precision,
+        precision=args.precision,
+        rollout_precision=args.rollout_precision or args.precision,
     )
     with tempfile.TemporaryDirectory(prefix="grpo-bench-minimalrl-") as out:
         t0 = time.perf_counter()
@@ -213,7 +218,7 @@ def trl_config_kwargs(args: argparse.Namespace, output_dir: str) -> dict:
         "top_p": 1.0,
         "learning_rate": 1e-6,
         "use_vllm": False,
-        "bf16": False,  # GRPOConfig defaults to bf16 = True; both sides run float32
+        "bf16": args.precision == "bf16",  # GRPOConfig's default is True: autocast on CPU
         "fp16": False,
         "use_cpu": True,
         "gradient_checkpointing": args.trl_gradient_checkpointing,  # TRL's default: True
@@ -348,13 +353,14 @@ def trl_worker(args: argparse.Namespace) -> dict:
 
 
 # ----------------------------------------------------------------------------- parent
-def matmul_gflops(threads: int, n: int = 2048, tries: int = 8) -> float:
-    """Best-of-`tries` float32 GFLOP/s of an n×n `torch.matmul` (2n³ FLOPs) on `threads` threads."""
+def matmul_gflops(threads: int, n: int = 2048, tries: int = 8, dtype: str = "fp32") -> float:
+    """Best-of-`tries` GFLOP/s of an n×n `torch.matmul` (2n³ FLOPs) on `threads` threads."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    c = torch.empty(n, n)
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    c = torch.empty(n, n, dtype=dt)
     torch.matmul(a, b, out=c)  # warm up the kernel and the thread pool
     best = float("inf")
     for _ in range(tries):
@@ -378,7 +384,8 @@ def run_worker_process(framework: str, args: argparse.Namespace, seed: int, log:
         if args.trl_gradient_checkpointing
         else "--no-trl-gradient-checkpointing",
         *(["--track-kl"] if args.track_kl else []),
-        *("--rollout-precision", args.rollout_precision),
+        *("--precision", args.precision),
+        *(("--rollout-precision", args.rollout_precision) if args.rollout_precision else ()),
     ]
     threads = str(args.threads)
     env = {
@@ -399,7 +406,7 @@ def run_worker_process(framework: str, args: argparse.Namespace, seed: int, log:
     return result
 
 
-def summarize(runs: list[dict], ceiling_gflops: float) -> dict:
+def summarize(runs: list[dict], ceiling_gflops: float, fp32_ceiling_gflops: float) -> dict:
     """Min/median step time, throughputs and FLOP/s fractions over the repeats (timed steps)."""
     med = statistics.median
     steps = [r["step"] for r in runs]
@@ -434,18 +441,30 @@ def summarize(runs: list[dict], ceiling_gflops: float) -> dict:
         "update_computed_fraction_of_ceiling": med(computed_gflops) / ceiling_gflops,
         "generation_gflops": med(gen_gflops),
         "generation_fraction_of_ceiling": med(gen_gflops) / ceiling_gflops,
+        "update_computed_fraction_of_fp32_ceiling": med(computed_gflops) / fp32_ceiling_gflops,
+        "generation_fraction_of_fp32_ceiling": med(gen_gflops) / fp32_ceiling_gflops,
         "params": params,
     }
+
+
+def ceilings_of(result: dict) -> dict[str, float]:
+    """{dtype: GFLOP/s}; results written before bf16 was measured hold the fp32 one only."""
+    return result.get("matmul_ceilings_gflops") or {"fp32": result["matmul_ceiling_gflops"]}
 
 
 def format_report(result: dict) -> str:
     """The table printed at the end of a run."""
     s, summ = result["settings"], result["summary"]
+    precision = s.get("precision", "fp32")
+    ceilings = ceilings_of(result)
     lines = [
         f"GRPO step: {s['prompts']} prompts × {s['samples']} samples, ≤ {s['max_new_tokens']} new "
         f"tokens, one optimizer step in micro-batches of {s['micro_batch']}, {s['threads']} "
-        f"threads, {s['repeats']} repeats (+{s['warmup']} warm-up step per worker)",
-        f"fp32 matmul ceiling ({s['matmul_size']}²): {result['matmul_ceiling_gflops']:.1f} GFLOP/s",
+        f"threads, {s['repeats']} repeats (+{s['warmup']} warm-up step per worker), "
+        f"precision {precision}",
+        f"matmul ceiling ({s['matmul_size']}²): fp32 {ceilings['fp32']:.1f} GFLOP/s, bf16 "
+        f"{ceilings.get('bf16', float('nan')):.1f} GFLOP/s; fractions below are of the "
+        f"{precision} one",
         "",
         f"{'':10} {'step s min':>10} {'step s med':>10} {'gen tok/s':>9} {'train tok/s':>11} "
         f"{'peak RSS MiB':>12} {'load s':>7}",
@@ -479,6 +498,12 @@ def format_report(result: dict) -> str:
             f"({100 * x['generation_fraction_of_ceiling']:.0f}%, 2·N·"
             f"{x['generated_tokens_median']:.0f} tokens)"
         )
+        if precision != "fp32":
+            lines.append(
+                f"{'':{len(fw)}}  of the fp32 ceiling: update on the tokens run "
+                f"{100 * x['update_computed_fraction_of_fp32_ceiling']:.0f}%, generation "
+                f"{100 * x['generation_fraction_of_fp32_ceiling']:.0f}%"
+            )
     return "\n".join(lines)
 
 
@@ -520,7 +545,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     load = [os.getloadavg()[0]]
     if load[0] > 0.5:
         print(f"warning: the machine is busy (1-min load {load[0]:.1f}): timings will be noisy")
-    ceiling = [matmul_gflops(args.threads, args.matmul_size)]
+    ceiling = {d: [matmul_gflops(args.threads, args.matmul_size, dtype=d)] for d in DTYPES}
     runs: dict[str, list[dict]] = {f: [] for f in frameworks}
     with tempfile.TemporaryDirectory(prefix="grpo-bench-") as tmp:
         for r in range(args.repeats):
@@ -536,16 +561,20 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                     flush=True,
                 )
     load.append(os.getloadavg()[0])
-    ceiling.append(matmul_gflops(args.threads, args.matmul_size))
-    best = max(ceiling)
+    for d in DTYPES:
+        ceiling[d].append(matmul_gflops(args.threads, args.matmul_size, dtype=d))
+    best = {d: max(v) for d, v in ceiling.items()}
     settings = {k: v for k, v in vars(args).items() if k not in ("worker", "worker_output")}
     result: dict[str, Any] = {
         "settings": {**settings, "output": str(args.output)},
         "versions": versions(),
-        "matmul_ceiling_gflops": best,
+        "matmul_ceiling_gflops": best[args.precision],
+        "matmul_ceilings_gflops": best,
         "matmul_gflops_start_end": ceiling,
         "load_average_1min_start_end": load,
-        "summary": {fw: summarize(runs[fw], best) for fw in frameworks},
+        "summary": {
+            fw: summarize(runs[fw], best[args.precision], best["fp32"]) for fw in frameworks
+        },
         "runs": runs,
     }
     if len(frameworks) == 2:
@@ -579,10 +608,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run minimalrl's reference forward for the kl_to_init curve (TRL, beta=0: none)",
     )
     p.add_argument(
-        "--rollout-precision",
-        choices=("fp32", "bf16"),
+        "--precision",
+        choices=DTYPES,
         default="fp32",
-        help="minimalrl's rollout_precision (TRL samples in float32 here either way)",
+        help="both frameworks: fp32, or bf16 (TRL bf16=True; minimalrl precision and "
+        "rollout_precision bf16)",
+    )
+    p.add_argument(
+        "--rollout-precision",
+        choices=DTYPES,
+        help="minimalrl's rollout_precision alone (default: --precision)",
     )
     p.add_argument("--skip-trl", action="store_true", help="benchmark minimalrl alone")
     p.add_argument("--skip-minimalrl", action="store_true", help="benchmark TRL alone")
@@ -617,8 +652,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.report:  # re-summarise stored runs (e.g. after adding a column)
         result = json.loads(args.report.read_text())
-        ceiling = result["matmul_ceiling_gflops"]
-        result["summary"] = {fw: summarize(r, ceiling) for fw, r in result["runs"].items()}
+        ceilings = ceilings_of(result)
+        ceiling = ceilings[result["settings"].get("precision", "fp32")]
+        result["summary"] = {
+            fw: summarize(r, ceiling, ceilings["fp32"]) for fw, r in result["runs"].items()
+        }
         result["report"] = format_report(result).splitlines()
         args.report.write_text(json.dumps(result, indent=1, default=str) + "\n")
         print("\n".join(result["report"]))

@@ -61,3 +61,25 @@ def test_gradient_raises_the_target_and_lowers_the_rest():
     torch.testing.assert_close(
         dw, torch.tensor([[-1 / 3, -2 / 3], [2 / 3, 4 / 3], [-1 / 3, -2 / 3]])
     )
+
+
+def test_bf16_matmuls_under_autocast_sum_in_float32():
+    """bf16 h and W (as under autocast), 8 chunks: float32 log-probs and gradients within 1% (in
+    norm) of the float64 values for the same bf16-rounded inputs (measured: about 0.5%)."""
+    g = torch.Generator().manual_seed(3)
+    N, V, H = 64, 50, 16
+    h = torch.randn(N, H, generator=g, requires_grad=True)
+    w = torch.randn(V, H, generator=g, requires_grad=True)
+    y = torch.randint(0, V, (N,), generator=g)
+    a = torch.randn(N, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # must not recast inside
+        logp, _ = head_logprobs(h.to(torch.bfloat16), w.to(torch.bfloat16), y, chunk_tokens=8)
+    assert logp.dtype == torch.float32
+    dh, dw = torch.autograd.grad((a * logp).sum(), (h, w))
+    assert dh.dtype == dw.dtype == torch.float32
+    h64 = h.detach().to(torch.bfloat16).double().requires_grad_()
+    w64 = w.detach().to(torch.bfloat16).double().requires_grad_()
+    ref, _ = _plain(h64, w64, y, 1.0)
+    rdh, rdw = torch.autograd.grad((a.double() * ref).sum(), (h64, w64))
+    for mine, exact in ((logp, ref), (dh, rdh), (dw, rdw)):
+        assert (mine.double() - exact).norm() < 0.01 * exact.norm()

@@ -11,6 +11,9 @@ with the gradient written out by hand so that the (N, V) logits never outlive on
 Against autograd through chunked checkpoints of `log_softmax` this runs the same four (chunk, V)
 matmuls, but makes no scatter, softmax or gradient copies of the logits, and accumulates dW in
 place instead of allocating a (V, H) gradient per chunk and adding it.
+
+bfloat16 (or float16) h and W: the matmuls run in that dtype, the logits, softmax and dW sum in
+float32 (dW is rounded to W's dtype once, when it is returned).
 """
 
 from __future__ import annotations
@@ -35,9 +38,21 @@ def _scratch(h_NH: torch.Tensor, weight_VH: torch.Tensor, chunk: int) -> torch.T
     return torch.empty(rows, weight_VH.shape[0], dtype=dtype, device=h_NH.device)
 
 
+def _no_autocast(device: torch.device) -> torch.autocast:
+    """Dtypes here are chosen by hand: an enclosing autocast must not recast them."""
+    return torch.autocast(device.type, enabled=False)
+
+
 class _HeadLogprobs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad):
+        with _no_autocast(h_NH.device):
+            return _HeadLogprobs._forward(
+                ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad
+            )
+
+    @staticmethod
+    def _forward(ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad):
         N = h_NH.shape[0]
         buf = _scratch(h_NH, weight_VH, chunk)
         lse_N = torch.empty(N, dtype=buf.dtype, device=h_NH.device)
@@ -64,12 +79,17 @@ class _HeadLogprobs(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_logp_N, g_ent_N):
+        with _no_autocast(g_logp_N.device):
+            return _HeadLogprobs._backward(ctx, g_logp_N, g_ent_N)
+
+    @staticmethod
+    def _backward(ctx, g_logp_N, g_ent_N):
         h_NH, weight_VH, targets_N, lse_N, ent_N = ctx.saved_tensors
         T, chunk = ctx.temperature, ctx.chunk
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dh_NH = torch.empty_like(h_NH) if need_h else None
-        dw_VH = torch.zeros_like(weight_VH) if need_w else None
         buf = _scratch(h_NH, weight_VH, chunk)
+        dw_VH = torch.zeros(weight_VH.shape, dtype=buf.dtype, device=buf.device) if need_w else None
         # d/dz of log p(y) is onehot(y) - p; of H it is -p (log p + H). Both go through z = hW^T/T.
         g_logp_N = g_logp_N / T
         g_ent_N = g_ent_N / T if ctx.entropy_grad and g_ent_N is not None else None
@@ -89,8 +109,12 @@ class _HeadLogprobs(torch.autograd.Function):
             dz_nV = dz_nV.to(h_nH.dtype)
             if dh_NH is not None:
                 torch.mm(dz_nV, weight_VH, out=dh_NH[sl])
-            if dw_VH is not None:
+            if dw_VH is None:
+                pass
+            elif dw_VH.dtype == h_nH.dtype:
                 dw_VH.addmm_(dz_nV.t(), h_nH)
+            else:  # a bf16 product, summed over chunks in float32
+                dw_VH.add_(torch.mm(dz_nV.t(), h_nH))
         return dh_NH, dw_VH, None, None, None, None, None
 
 

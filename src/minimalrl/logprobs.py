@@ -203,14 +203,10 @@ def _chunk_logprobs(
     return logp_N, ent_N
 
 
-def _fused_head_applies(head: nn.Module, h_NH: torch.Tensor) -> bool:
-    """`head_logprobs` computes exactly a bias-free `nn.Linear` outside autocast; anything else
-    (a peft-wrapped head, a bias, mixed precision) takes the generic path."""
-    return (
-        type(head) is nn.Linear
-        and head.bias is None
-        and not torch.is_autocast_enabled(h_NH.device.type)
-    )
+def _fused_head_applies(head: nn.Module) -> bool:
+    """`head_logprobs` computes exactly a bias-free `nn.Linear`; anything else (a peft-wrapped
+    head, a bias) takes the generic path."""
+    return type(head) is nn.Linear and head.bias is None
 
 
 def _checkpointed_chunks(
@@ -275,9 +271,14 @@ def _response_logprobs(
     with sparse_tied_embedding_grad(body, head):
         h_NH = response_token_states(body, batch)
     targets_N = response_ids_BR.reshape(-1)[valid_N]
-    if _fused_head_applies(head, h_NH):
+    if _fused_head_applies(head):
+        weight_VH = head.weight
+        device = h_NH.device.type
+        if torch.is_autocast_enabled(device):  # the matmuls in autocast's dtype, as nn.Linear's
+            dtype = torch.get_autocast_dtype(device)
+            h_NH, weight_VH = h_NH.to(dtype), weight_VH.to(dtype)
         logp_N, ent_N = head_logprobs(
-            h_NH, head.weight, targets_N, temperature=temperature, with_entropy=with_entropy,
+            h_NH, weight_VH, targets_N, temperature=temperature, with_entropy=with_entropy,
             entropy_grad=entropy_grad, chunk_tokens=chunk_tokens,
         )  # fmt: skip
         logps, ents = [logp_N], [ent_N]
