@@ -113,11 +113,11 @@ def test_greedy_sampler_matches_hf_generate(tiny):
         assert mine.tolist() == ref[: len(mine)].tolist()
 
 
-def test_decode_attention_equals_sdpa_on_a_padded_batch(tiny):
+def test_matmul_attention_equals_sdpa_when_decoding_a_padded_batch(tiny):
     from transformers import DynamicCache
 
     from minimalrl.logprobs import position_ids_from_mask
-    from minimalrl.rollout.decode_attention import decode_attention_for
+    from minimalrl.matmul_attention import matmul_attention_for
 
     model, tokenizer = tiny
     assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA stacking
@@ -129,9 +129,9 @@ def test_decode_attention_equals_sdpa_on_a_padded_batch(tiny):
         with torch.no_grad():
             model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache)
             step_mask = torch.cat([mask, mask.new_ones(2, 1)], 1)
-            with decode_attention_for(model) if decode else contextlib.nullcontext():
+            with matmul_attention_for(model) if decode else contextlib.nullcontext():
                 assert model.config._attn_implementation == (
-                    "minimalrl_decode" if decode else "sdpa"
+                    "minimalrl_matmul" if decode else "sdpa"
                 )
                 out = model(input_ids=torch.tensor([[11], [12]]), attention_mask=step_mask,
                             position_ids=pos[:, -1:] + 1, cache=cache)  # fmt: skip
@@ -220,3 +220,50 @@ def test_critic_values_from_packed_rows_equal_padded(tiny):
         padded = critic.head(response_hidden_states(critic.body, b)).squeeze(-1)
     torch.testing.assert_close(values, padded * b.response_mask_BR, atol=1e-5, rtol=1e-5)
     assert values[b.response_mask_BR.bool()].abs().min() > 0  # real values, padding zero
+
+
+def test_matmul_attention_equals_sdpa_with_grouped_heads_and_a_4d_mask():
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from minimalrl.matmul_attention import matmul_attention_forward
+
+    g = torch.Generator().manual_seed(0)
+    B, H, Hkv, Q, L, D = 3, 4, 2, 5, 9, 8  # query heads 2j, 2j+1 share key/value head j
+    q = torch.randn(B, H, Q, D, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(B, Hkv, L, D, generator=g, dtype=torch.float64, requires_grad=True)
+    v = torch.randn(B, Hkv, L, D, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(B, 1, Q, L, generator=g) > 0.4
+    mask[..., 0] = True  # every query row sees a key (SDPA gives NaN otherwise)
+    module = SimpleNamespace(num_key_value_groups=H // Hkv, is_causal=True, training=False)
+    go = torch.randn(B, Q, H, D, generator=g, dtype=torch.float64)
+    outs = []
+    for fn in (sdpa_attention_forward, matmul_attention_forward):
+        out, _ = fn(module, q, k, v, mask, scaling=0.3)
+        grads = torch.autograd.grad(out, (q, k, v), go)
+        outs.append((out, *grads))
+    for mine, ref in zip(outs[1], outs[0]):
+        torch.testing.assert_close(mine, ref, rtol=1e-10, atol=1e-12)
+    # A query row that sees no key at all (left padding in a prompt) stays finite.
+    mask[0, 0, 0] = False
+    out, _ = matmul_attention_forward(module, q, k, v, mask)
+    assert torch.isfinite(out).all()
+
+
+def test_packed_states_under_bf16_autocast_use_matmul_attention_and_match_padded(tiny):
+    from unittest import mock
+
+    import minimalrl.matmul_attention as ma
+
+    model, tokenizer = tiny
+    b = _batch(tokenizer)
+    body = model.get_decoder()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        padded = response_hidden_states(body, b)[b.response_mask_BR.bool()]
+        spy = mock.Mock(wraps=ma.matmul_attention_forward)
+        with mock.patch.dict(ma.AttentionInterface._global_mapping, {ma.NAME: spy}):
+            packed = packed_response_states(body, b)
+    assert spy.call_count == model.config.num_hidden_layers  # the packed rows' pass
+    assert model.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(packed.float(), padded.float(), atol=0.05, rtol=0.05)

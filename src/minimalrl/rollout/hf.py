@@ -15,8 +15,8 @@ from torch import nn
 from transformers import DynamicCache
 
 from minimalrl.logprobs import position_ids_from_mask
+from minimalrl.matmul_attention import matmul_attention_for
 from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
-from minimalrl.rollout.decode_attention import decode_attention_for
 
 
 def row_generators(
@@ -107,7 +107,7 @@ class HFBackend:
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
         generators = row_generators(params.seed, keys, params.n, device)
-        with decode_attention_for(self.model):
+        with matmul_attention_for(self.model):
             tokens_BR, lengths_B = self._sample(prompt_ids, prompt_mask, params, generators)
         R = max(int(lengths_B.max()), 1)
         tokens_BR = tokens_BR[:, :R]
