@@ -12,8 +12,8 @@ Against autograd through chunked checkpoints of `log_softmax` this runs the same
 matmuls, but makes no scatter, softmax or gradient copies of the logits, and accumulates dW in
 place instead of allocating a (V, H) gradient per chunk and adding it.
 
-bfloat16 (or float16) h and W: the matmuls run in that dtype, the logits, softmax and dW sum in
-float32 (dW is rounded to W's dtype once, when it is returned).
+bfloat16 (or float16) h and W: the matmuls run in that dtype (dh, dW in it too, dW summed over
+chunks in place as autograd under autocast sums them); logits and softmax in float32.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class _HeadLogprobs(torch.autograd.Function):
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dh_NH = torch.empty_like(h_NH) if need_h else None
         buf = _scratch(h_NH, weight_VH, chunk)
-        dw_VH = torch.zeros(weight_VH.shape, dtype=buf.dtype, device=buf.device) if need_w else None
+        dw_VH = None  # the first chunk's product, then summed into in place
         # d/dz of log p(y) is onehot(y) - p; of H it is -p (log p + H). Both go through z = hW^T/T.
         g_logp_N = g_logp_N / T
         g_ent_N = g_ent_N / T if ctx.entropy_grad and g_ent_N is not None else None
@@ -109,12 +109,12 @@ class _HeadLogprobs(torch.autograd.Function):
             dz_nV = dz_nV.to(h_nH.dtype)
             if dh_NH is not None:
                 torch.mm(dz_nV, weight_VH, out=dh_NH[sl])
-            if dw_VH is None:
-                pass
-            elif dw_VH.dtype == h_nH.dtype:
+            if need_w and dw_VH is None:
+                dw_VH = torch.mm(dz_nV.t(), h_nH)
+            elif need_w:
                 dw_VH.addmm_(dz_nV.t(), h_nH)
-            else:  # a bf16 product, summed over chunks in float32
-                dw_VH.add_(torch.mm(dz_nV.t(), h_nH))
+        if need_w and dw_VH is None:  # no tokens
+            dw_VH = torch.zeros_like(weight_VH)
         return dh_NH, dw_VH, None, None, None, None, None
 
 
