@@ -242,3 +242,27 @@ def test_bf16_rollouts_train_and_refuse_fsdp(tiny_model_dir, toy_task, tmp_path)
         cfg.replace(fsdp=True)
     with pytest.raises(ConfigError, match="rollout_precision must be one of"):
         cfg.replace(rollout_precision="fp8")
+
+
+def test_iteration_runs_the_update_in_the_configured_precision(
+    tiny_model_dir, toy_task, tmp_path, monkeypatch
+):
+    """precision=bf16 is applied by `iteration` itself (a benchmark or script calling it directly
+    gets it too)."""
+    import minimalrl.trainer as trainer_mod
+
+    seen = []
+    real_update = trainer_mod.update
+
+    def spy(*args, **kwargs):
+        autocast = torch.is_autocast_enabled("cpu")
+        metrics = real_update(*args, **kwargs)
+        seen.append((autocast, metrics["optimizer_steps"]))  # 64 samples, minibatches of 32
+        return metrics
+
+    monkeypatch.setattr(trainer_mod, "update", spy)
+    for precision in ("fp32", "bf16"):
+        cfg = toy_config(tiny_model_dir, toy_task, iterations=1, precision=precision)
+        Trainer(cfg, tmp_path / precision, progress=False).iteration(0)
+    assert seen == [(False, 2), (True, 2)]
+    assert not torch.is_autocast_enabled("cpu")

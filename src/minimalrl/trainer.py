@@ -196,7 +196,13 @@ class Trainer:
 
     # ----------------------------------------------------------------- one iteration
     def iteration(self, it: int) -> dict:
-        """Roll out, score, build experience, update; returns the iteration's metrics."""
+        """Roll out, score, build experience, update; returns the iteration's metrics.
+
+        In the configured precision: under bf16 autocast when precision is bf16."""
+        with self.autocast():
+            return self._iteration(it)
+
+    def _iteration(self, it: int) -> dict:
         cfg, alg = self.cfg, self.alg
         t0 = time.perf_counter()
         idx = shard(self.prompt_indices(it), self.ctx)  # this rank's prompts, whole groups
@@ -426,8 +432,7 @@ class Trainer:
                 desc=cfg.algo,
             )
             for it in bar:
-                with self.autocast():
-                    record = self.iteration(it)
+                record = self.iteration(it)
                 done = it + 1
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
                     record["eval_accuracy"] = self.evaluate()
