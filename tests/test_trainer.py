@@ -231,11 +231,15 @@ def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_pa
                torch.Generator(), on_policy=True)  # fmt: skip
 
 
-def test_bf16_rollouts_train_and_refuse_fsdp(tiny_model_dir, toy_task, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_bf16_rollouts_train_and_refuse_fsdp(tiny_model_dir, toy_task, tmp_path, precision):
     from minimalrl.config import ConfigError
 
-    # GRPO with samples drawn from the bfloat16 cast still learns the toy task (as the fp32 test).
-    cfg = toy_config(tiny_model_dir, toy_task, iterations=12, rollout_precision="bf16")
+    # GRPO with samples drawn from the bfloat16 cast still learns the toy task (as the fp32 test),
+    # with a float32 update and with a bf16 autocast one (fused head, matmul attention).
+    cfg = toy_config(
+        tiny_model_dir, toy_task, iterations=12, rollout_precision="bf16", precision=precision
+    )
     acc = [r["accuracy"] for r in train(cfg, tmp_path, progress=False)]
     assert acc[0] < 0.2 and sum(acc[-3:]) / 3 > 0.6, acc
     with pytest.raises(ConfigError, match="rollout_precision"):

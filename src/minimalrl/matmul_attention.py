@@ -39,10 +39,11 @@ def matmul_attention_forward(
     """transformers' attention interface: (B, heads, Q, D) queries over (B, kv_heads, L, D) keys.
 
     The mask is SDPA's: boolean (B or 1, 1, Q, L), True = attend, or additive floats. Without a
-    mask (plain causal), with dropout, a softcap, sinks or a position bias: SDPA unchanged.
+    mask (plain causal), with a per-head mask, dropout, a softcap, sinks or a position bias: SDPA.
     """
     if (
         attention_mask is None
+        or attention_mask.shape[1] != 1  # a per-head mask
         or dropout > 0.0
         or set(kwargs) & {"softcap", "s_aux", "sinks", "position_bias"}
     ):
