@@ -165,6 +165,9 @@ def test_sampler_follows_the_distribution():
     tokens = sample_next(logits, 1.0, 1.0, gens)
     freq = torch.bincount(tokens, minlength=4).float() / 4000
     torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.2, 0.0]), atol=0.03, rtol=0)
+    cold = sample_next(logits, 0.5, 1.0, gens)  # T = 0.5 squares the probabilities: 25:9:4
+    freq = torch.bincount(cold, minlength=4).float() / 4000
+    torch.testing.assert_close(freq, torch.tensor([25, 9, 4, 0]) / 38.0, atol=0.03, rtol=0)
     top = sample_next(logits, 1.0, 0.7, gens)  # top-p 0.7 keeps the 0.5 and 0.3 tokens
     assert set(top.tolist()) == {0, 1}
 

@@ -49,7 +49,10 @@ def sample_next(
     """
     if temperature <= 0:
         return logits_AV.argmax(-1)
-    probs_AV = torch.softmax(logits_AV.float() / temperature, dim=-1)
+    logits_AV = logits_AV.float()
+    if temperature != 1.0:  # (a full-width division per step otherwise)
+        logits_AV = logits_AV / temperature
+    probs_AV = torch.softmax(logits_AV, dim=-1)
     if top_p < 1.0:
         sorted_p, order = probs_AV.sort(dim=-1, descending=True)
         # Drop tokens once the mass before them reaches top_p (the first token always stays).
