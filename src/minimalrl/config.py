@@ -136,9 +136,11 @@ class TrainConfig:
     """"fp32", or "bf16" (autocast: bfloat16 matmuls, float32 weights and log-probs)."""
     rollout_precision: str = "fp32"
     """"fp32", or "bf16": sample from a bfloat16 cast of the policy (made each iteration, freed
-    after), as bf16 vLLM rollouts do. 1.8x faster generation on a CPU with avx512_bf16 (this one);
-    log-probs, losses and the update stay in float32, so π_old is the float32 policy and the
-    samples come from a slightly different distribution (the usual engine/trainer mismatch)."""
+    after), as bf16 vLLM rollouts do. 1.8x faster generation on a CPU with avx512_bf16 (this one;
+    16.1 -> 9.0 s for 64 sequences in an A/B);
+    log-probs, losses and the update follow `precision`, so π_old is the policy as the update
+    computes it and the samples come from a slightly different distribution (the usual
+    engine/trainer mismatch)."""
     track_kl_to_init: bool = True
     """Measure the kl_to_init curve (one reference forward per iteration) even without a KL term."""
 
