@@ -16,6 +16,7 @@ from transformers import DynamicCache
 
 from minimalrl.logprobs import position_ids_from_mask
 from minimalrl.matmul_attention import matmul_attention_for
+from minimalrl.prepacked_linear import prepacked_linears
 from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
 
 
@@ -71,6 +72,9 @@ class HFBackend:
     `dtype` (e.g. torch.bfloat16): sample with the weights cast to it, as a bf16 vLLM engine
     does. The cast copy is made at each `generate` from the current weights and freed after; the
     module itself (and its float32 buffers such as rotary frequencies) is unchanged.
+
+    `prepack`: on CPU, the linear layers run on oneDNN with weights reordered once per `generate`
+    (`minimalrl.prepacked_linear`); False keeps PyTorch's default matmul.
     """
 
     def __init__(
@@ -79,21 +83,30 @@ class HFBackend:
         pad_token_id: int,
         eos_token_ids: list[int],
         dtype: torch.dtype | None = None,
+        prepack: bool = True,
     ):
         self.model = model
         self.pad_token_id = pad_token_id
         self.eos_token_ids = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
         self.dtype = dtype
+        self.prepack = prepack
 
-    def _forward(self) -> Callable[..., Any]:
-        """The model's forward, with its parameters cast to `dtype` when one is set."""
+    def _forward(self) -> tuple[Callable[..., Any], list[torch.Tensor]]:
+        """The model's forward, with its parameters cast to `dtype` when one is set, and the
+        weight tensors its linear layers will receive."""
+        linear_weights = [m.weight for m in self.model.modules() if isinstance(m, nn.Linear)]
         if self.dtype is None:
-            return self.model
+            return self.model, linear_weights
         cast = {
             name: p.detach().to(self.dtype) if p.is_floating_point() else p
             for name, p in self.model.named_parameters()
         }  # tied weights appear once and stay tied (functional_call's tie_weights)
-        return lambda **kwargs: torch.func.functional_call(self.model, cast, (), kwargs)
+        by_param = {id(p): cast[name] for name, p in self.model.named_parameters()}
+
+        def forward(**kwargs: Any) -> Any:
+            return torch.func.functional_call(self.model, cast, (), kwargs)
+
+        return forward, [by_param[id(w)] for w in linear_weights if id(w) in by_param]
 
     def sync_weights(self, model: nn.Module) -> None:
         self.model = model
@@ -110,8 +123,15 @@ class HFBackend:
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
         generators = row_generators(params.seed, keys, params.n, device)
-        with matmul_attention_for(self.model):
-            tokens_BR, lengths_B = self._sample(prompt_ids, prompt_mask, params, generators)
+        forward, linear_weights = self._forward()
+        rows = len(prompt_token_ids) * params.n
+        with (
+            matmul_attention_for(self.model),
+            prepacked_linears(linear_weights if self.prepack else [], rows),
+        ):
+            tokens_BR, lengths_B = self._sample(
+                forward, prompt_ids, prompt_mask, params, generators
+            )
         R = max(int(lengths_B.max()), 1)
         tokens_BR = tokens_BR[:, :R]
         response_mask_BR = (torch.arange(R, device=device)[None] < lengths_B[:, None]).long()
@@ -127,6 +147,7 @@ class HFBackend:
 
     def _sample(
         self,
+        forward: Callable[..., Any],
         prompt_ids: torch.Tensor,
         prompt_mask: torch.Tensor,
         params: SamplingParams,
@@ -136,7 +157,6 @@ class HFBackend:
         device = prompt_ids.device
         position = position_ids_from_mask(prompt_mask)
         cache = DynamicCache()
-        forward = self._forward()
         out = forward(
             input_ids=prompt_ids,
             attention_mask=prompt_mask,
