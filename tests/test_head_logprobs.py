@@ -23,7 +23,8 @@ def _plain(h, w, y, temperature):
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 @pytest.mark.parametrize("entropy_in_loss", [False, True])
-def test_values_and_gradients_match_autograd(temperature, entropy_in_loss):
+@pytest.mark.parametrize("keep_bytes", [0, 2**30])  # recomputed in backward / kept from forward
+def test_values_and_gradients_match_autograd(temperature, entropy_in_loss, keep_bytes):
     h, w, y, g = _inputs()
     a, b = (
         torch.randn(7, generator=g, dtype=torch.float64),
@@ -34,13 +35,30 @@ def test_values_and_gradients_match_autograd(temperature, entropy_in_loss):
     dh, dw = torch.autograd.grad(loss, (h, w))
     # chunk 3 of 7 tokens: the last chunk is short
     f_logp, f_ent = head_logprobs(h, w, y, temperature=temperature, with_entropy=True,
-                                  entropy_grad=entropy_in_loss, chunk_tokens=3)  # fmt: skip
+                                  entropy_grad=entropy_in_loss, chunk_tokens=3,
+                                  keep_bytes=keep_bytes)  # fmt: skip
     torch.testing.assert_close(f_logp, logp)
     torch.testing.assert_close(f_ent, ent)
     f_loss = (a * f_logp).sum() + ((b * f_ent).sum() if entropy_in_loss else 0.0)
-    f_dh, f_dw = torch.autograd.grad(f_loss, (h, w))
-    torch.testing.assert_close(f_dh, dh, rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(f_dw, dw, rtol=1e-10, atol=1e-12)
+    for _ in range(2):  # a second backward through the same graph gives the same gradients
+        f_dh, f_dw = torch.autograd.grad(f_loss, (h, w), retain_graph=True)
+        torch.testing.assert_close(f_dh, dh, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(f_dw, dw, rtol=1e-10, atol=1e-12)
+
+
+def test_log_probs_are_kept_for_backward_only_when_they_fit_and_are_needed():
+    h, w, y, _ = _inputs()  # 7 x 11 float64: 616 bytes of log-probs
+
+    def kept(**kwargs) -> bool:
+        logp, _ = head_logprobs(h, w, y, chunk_tokens=3, **kwargs)
+        return logp.grad_fn.saved_tensors[-1] is not None
+
+    assert kept(keep_bytes=616) and not kept(keep_bytes=615)
+    assert not kept(keep_bytes=2**30, with_entropy=True, entropy_grad=True)  # needs both p, log p
+    assert kept(keep_bytes=2**30, with_entropy=True, entropy_grad=False)
+    with torch.no_grad():
+        logp, _ = head_logprobs(h, w, y, keep_bytes=2**30)
+    assert logp.grad_fn is None
 
 
 def test_entropy_as_a_metric_has_no_gradient():
@@ -63,7 +81,8 @@ def test_gradient_raises_the_target_and_lowers_the_rest():
     )
 
 
-def test_bf16_matmuls_under_autocast_sum_in_float32():
+@pytest.mark.parametrize("keep_bytes", [0, 2**30])
+def test_bf16_matmuls_under_autocast_sum_in_float32(keep_bytes):
     """bf16 h and W (as under autocast), 8 chunks: float32 log-probs and gradients within 1% (in
     norm) of the float64 values for the same bf16-rounded inputs."""
     g = torch.Generator().manual_seed(3)
@@ -73,7 +92,8 @@ def test_bf16_matmuls_under_autocast_sum_in_float32():
     y = torch.randint(0, V, (N,), generator=g)
     a = torch.randn(N, generator=g)
     with torch.autocast("cpu", dtype=torch.bfloat16):  # must not recast inside
-        logp, _ = head_logprobs(h.to(torch.bfloat16), w.to(torch.bfloat16), y, chunk_tokens=8)
+        logp, _ = head_logprobs(h.to(torch.bfloat16), w.to(torch.bfloat16), y, chunk_tokens=8,
+                                keep_bytes=keep_bytes)  # fmt: skip
     assert logp.dtype == torch.float32
     dh, dw = torch.autograd.grad((a * logp).sum(), (h, w))
     assert dh.dtype == dw.dtype == torch.float32

@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import torch
 
+# A micro-batch of ~1,000 response tokens over the default model's 49,152-token vocabulary
+# keeps 190 MiB; a larger one recomputes.
+KEEP_BYTES = 256 * 2**20
+
 
 def _logits_into(
     out_nV: torch.Tensor, h_nH: torch.Tensor, weight_VH: torch.Tensor, temperature: float
@@ -45,34 +49,48 @@ def _no_autocast(device: torch.device) -> torch.autocast:
 
 class _HeadLogprobs(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad):
+    def forward(ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad,
+                keep_bytes):  # fmt: skip
         with _no_autocast(h_NH.device):
             return _HeadLogprobs._forward(
-                ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad
-            )
+                ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad,
+                keep_bytes,
+            )  # fmt: skip
 
     @staticmethod
-    def _forward(ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad):
+    def _forward(ctx, h_NH, weight_VH, targets_N, temperature, chunk, with_entropy, entropy_grad,
+                 keep_bytes):  # fmt: skip
         N = h_NH.shape[0]
         buf = _scratch(h_NH, weight_VH, chunk)
         lse_N = torch.empty(N, dtype=buf.dtype, device=h_NH.device)
         logp_N = torch.empty_like(lse_N)
         ent_N = torch.empty_like(lse_N) if with_entropy else None
         p_buf = torch.empty_like(buf) if with_entropy else None
+        # Keep the (N, V) log-probs for the backward pass when they fit in `keep_bytes`: it then
+        # skips recomputing the logits (a fourth (N, V, H) matmul) and their normalisation.
+        entropy_grad = with_entropy and entropy_grad
+        keep = (
+            (ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
+            and not entropy_grad
+            and N * weight_VH.shape[0] * buf.element_size() <= keep_bytes
+        )
+        logp_NV = buf.new_empty(N, weight_VH.shape[0]) if keep else None
         for s in range(0, N, chunk):
             sl = slice(s, s + chunk)
             n = h_NH[sl].shape[0]
-            z_nV = _logits_into(buf[:n], h_NH[sl], weight_VH, temperature)
+            block = buf[:n] if logp_NV is None else logp_NV[sl]
+            z_nV = _logits_into(block, h_NH[sl], weight_VH, temperature)
             lse_n = torch.logsumexp(z_nV, dim=-1)
             lse_N[sl] = lse_n
             logp_N[sl] = z_nV.gather(-1, targets_N[sl, None])[:, 0] - lse_n
-            if ent_N is not None:  # H = -sum_v p_v log p_v, the dot product by bmm (no (n, V) temp)
+            if ent_N is not None or logp_NV is not None:
                 logp_nV = z_nV.sub_(lse_n[:, None])
+            if ent_N is not None:  # H = -sum_v p_v log p_v, the dot product by bmm (no (n, V) temp)
                 p_nV = torch.exp(logp_nV, out=p_buf[:n])
                 ent_N[sl] = -torch.bmm(p_nV[:, None, :], logp_nV[:, :, None]).view(n)
-        ctx.save_for_backward(h_NH, weight_VH, targets_N, lse_N, ent_N)
+        ctx.save_for_backward(h_NH, weight_VH, targets_N, lse_N, ent_N, logp_NV)
         ctx.temperature, ctx.chunk = temperature, chunk
-        ctx.entropy_grad = with_entropy and entropy_grad
+        ctx.entropy_grad = entropy_grad
         if ent_N is not None and not ctx.entropy_grad:
             ctx.mark_non_differentiable(ent_N)
         return logp_N, ent_N
@@ -84,7 +102,7 @@ class _HeadLogprobs(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, g_logp_N, g_ent_N):
-        h_NH, weight_VH, targets_N, lse_N, ent_N = ctx.saved_tensors
+        h_NH, weight_VH, targets_N, lse_N, ent_N, logp_NV = ctx.saved_tensors
         T, chunk = ctx.temperature, ctx.chunk
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dh_NH = torch.empty_like(h_NH) if need_h else None
@@ -98,10 +116,13 @@ class _HeadLogprobs(torch.autograd.Function):
             sl = slice(s, s + chunk)
             h_nH = h_NH[sl]
             n = h_nH.shape[0]
-            logp_nV = _logits_into(buf[:n], h_nH, weight_VH, T).sub_(lse_N[sl, None])
-            if g_ent_N is None:
+            if logp_NV is not None:  # kept by the forward pass (read, never written: a second
+                dz_nV = torch.exp(logp_NV[sl], out=buf[:n]).mul_(-g_logp_N[sl, None])  # backward)
+            elif g_ent_N is None:
+                logp_nV = _logits_into(buf[:n], h_nH, weight_VH, T).sub_(lse_N[sl, None])
                 dz_nV = logp_nV.exp_().mul_(-g_logp_N[sl, None])
             else:
+                logp_nV = _logits_into(buf[:n], h_nH, weight_VH, T).sub_(lse_N[sl, None])
                 p_nV = torch.exp(logp_nV, out=p_buf[:n])
                 coef_nV = logp_nV.add_(ent_N[sl, None]).mul_(g_ent_N[sl, None])
                 dz_nV = coef_nV.add_(g_logp_N[sl, None]).mul_(p_nV).neg_()
@@ -115,7 +136,7 @@ class _HeadLogprobs(torch.autograd.Function):
                 dw_VH.addmm_(dz_nV.t(), h_nH)
         if need_w and dw_VH is None:  # no tokens
             dw_VH = torch.zeros_like(weight_VH)
-        return dh_NH, dw_VH, None, None, None, None, None
+        return dh_NH, dw_VH, None, None, None, None, None, None
 
 
 def head_logprobs(
@@ -127,11 +148,16 @@ def head_logprobs(
     with_entropy: bool = False,
     entropy_grad: bool = True,
     chunk_tokens: int = 256,
+    keep_bytes: int = KEEP_BYTES,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log p(target) (N,) under softmax(h W^T / temperature), and the entropies if asked.
 
     `entropy_grad=False` returns the entropies as values with no gradient (a metric).
+    `keep_bytes`: the (N, V) float32 log-probs are kept for the backward pass when they fit in
+    this many bytes (and the entropy is not in the loss); otherwise the backward pass recomputes
+    them chunk by chunk. Either way the results are the same.
     """
     return _HeadLogprobs.apply(
-        h_NH, weight_VH, targets_N, temperature, chunk_tokens, with_entropy, entropy_grad
-    )
+        h_NH, weight_VH, targets_N, temperature, chunk_tokens, with_entropy, entropy_grad,
+        keep_bytes,
+    )  # fmt: skip
