@@ -67,19 +67,26 @@ class _HeadLogprobs(torch.autograd.Function):
         ent_N = torch.empty_like(lse_N) if with_entropy else None
         p_buf = torch.empty_like(buf) if with_entropy else None
         # Keep the (N, V) log-probs for the backward pass when they fit in `keep_bytes`: it then
-        # skips recomputing the logits (a fourth (N, V, H) matmul) and their normalisation.
+        # skips recomputing the logits (a fourth (N, V, H) matmul) and their normalisation, and
+        # both passes run their matmuls over all N rows at once.
         entropy_grad = with_entropy and entropy_grad
         keep = (
             (ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
             and not entropy_grad
             and N * weight_VH.shape[0] * buf.element_size() <= keep_bytes
         )
-        logp_NV = buf.new_empty(N, weight_VH.shape[0]) if keep else None
+        logp_NV = None
+        if keep:
+            logp_NV = _logits_into(
+                buf.new_empty(N, weight_VH.shape[0]), h_NH, weight_VH, temperature
+            )
         for s in range(0, N, chunk):
             sl = slice(s, s + chunk)
             n = h_NH[sl].shape[0]
-            block = buf[:n] if logp_NV is None else logp_NV[sl]
-            z_nV = _logits_into(block, h_NH[sl], weight_VH, temperature)
+            if logp_NV is None:
+                z_nV = _logits_into(buf[:n], h_NH[sl], weight_VH, temperature)
+            else:
+                z_nV = logp_NV[sl]
             lse_n = torch.logsumexp(z_nV, dim=-1)
             lse_N[sl] = lse_n
             logp_N[sl] = z_nV.gather(-1, targets_N[sl, None])[:, 0] - lse_n
@@ -88,7 +95,9 @@ class _HeadLogprobs(torch.autograd.Function):
             if ent_N is not None:  # H = -sum_v p_v log p_v, the dot product by bmm (no (n, V) temp)
                 p_nV = torch.exp(logp_nV, out=p_buf[:n])
                 ent_N[sl] = -torch.bmm(p_nV[:, None, :], logp_nV[:, :, None]).view(n)
-        ctx.save_for_backward(h_NH, weight_VH, targets_N, lse_N, ent_N, logp_NV)
+        ctx.save_for_backward(h_NH, weight_VH, targets_N, lse_N, ent_N)
+        # An intermediate, not an input or output: held on ctx, and dropped once used.
+        ctx.kept_logp_NV = logp_NV
         ctx.temperature, ctx.chunk = temperature, chunk
         ctx.entropy_grad = entropy_grad
         if ent_N is not None and not ctx.entropy_grad:
@@ -102,22 +111,28 @@ class _HeadLogprobs(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, g_logp_N, g_ent_N):
-        h_NH, weight_VH, targets_N, lse_N, ent_N, logp_NV = ctx.saved_tensors
+        h_NH, weight_VH, targets_N, lse_N, ent_N = ctx.saved_tensors
         T, chunk = ctx.temperature, ctx.chunk
+        # The kept log-probs become the gradient in place: only the first backward pass through
+        # this graph can use them; a later one (retain_graph) recomputes.
+        logp_NV, ctx.kept_logp_NV = ctx.kept_logp_NV, None
+        use_kept = logp_NV is not None
+        N = h_NH.shape[0]
+        step = max(N, 1) if use_kept else chunk
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dh_NH = torch.empty_like(h_NH) if need_h else None
-        buf = _scratch(h_NH, weight_VH, chunk)
+        buf = None if use_kept else _scratch(h_NH, weight_VH, chunk)
         dw_VH = None  # the first chunk's product, then summed into in place
         # d/dz of log p(y) is onehot(y) - p; of H it is -p (log p + H). Both go through z = hW^T/T.
         g_logp_N = g_logp_N / T
         g_ent_N = g_ent_N / T if ctx.entropy_grad and g_ent_N is not None else None
         p_buf = torch.empty_like(buf) if g_ent_N is not None else None
-        for s in range(0, h_NH.shape[0], chunk):
-            sl = slice(s, s + chunk)
+        for s in range(0, N, step):
+            sl = slice(s, s + step)
             h_nH = h_NH[sl]
             n = h_nH.shape[0]
-            if logp_NV is not None:  # kept by the forward pass (read, never written: a second
-                dz_nV = torch.exp(logp_NV[sl], out=buf[:n]).mul_(-g_logp_N[sl, None])  # backward)
+            if use_kept:
+                dz_nV = logp_NV[sl].exp_().mul_(-g_logp_N[sl, None])
             elif g_ent_N is None:
                 logp_nV = _logits_into(buf[:n], h_nH, weight_VH, T).sub_(lse_N[sl, None])
                 dz_nV = logp_nV.exp_().mul_(-g_logp_N[sl, None])
