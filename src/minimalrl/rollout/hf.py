@@ -91,22 +91,20 @@ class HFBackend:
         self.dtype = dtype
         self.prepack = prepack
 
-    def _forward(self) -> tuple[Callable[..., Any], list[torch.Tensor]]:
+    def _forward(self) -> tuple[Callable[..., Any], list[nn.Module]]:
         """The model's forward, with its parameters cast to `dtype` when one is set, and the
-        weight tensors its linear layers will receive."""
-        linear_weights = [m.weight for m in self.model.modules() if isinstance(m, nn.Linear)]
+        linear layers to prepack (none with a cast: its weights are swapped in per call)."""
         if self.dtype is None:
-            return self.model, linear_weights
+            return self.model, [m for m in self.model.modules() if isinstance(m, nn.Linear)]
         cast = {
             name: p.detach().to(self.dtype) if p.is_floating_point() else p
             for name, p in self.model.named_parameters()
         }  # tied weights appear once and stay tied (functional_call's tie_weights)
-        by_param = {id(p): cast[name] for name, p in self.model.named_parameters()}
 
         def forward(**kwargs: Any) -> Any:
             return torch.func.functional_call(self.model, cast, (), kwargs)
 
-        return forward, [by_param[id(w)] for w in linear_weights if id(w) in by_param]
+        return forward, []
 
     def sync_weights(self, model: nn.Module) -> None:
         self.model = model
@@ -123,11 +121,11 @@ class HFBackend:
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
         generators = row_generators(params.seed, keys, params.n, device)
-        forward, linear_weights = self._forward()
+        forward, linears = self._forward()
         rows = len(prompt_token_ids) * params.n
         with (
             matmul_attention_for(self.model),
-            prepacked_linears(linear_weights if self.prepack else [], rows),
+            prepacked_linears(linears if self.prepack else [], rows),
         ):
             tokens_BR, lengths_B = self._sample(
                 forward, prompt_ids, prompt_mask, params, generators
