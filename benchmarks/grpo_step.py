@@ -62,10 +62,13 @@ class PhaseClock:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.counts: dict[str, float] = {}
+        self.usage_at_reset = resource.getrusage(resource.RUSAGE_SELF)
 
     def reset(self) -> None:
+        """Start of a step: clear the phases, note the process's page faults and system time."""
         self.seconds.clear()
         self.counts.clear()
+        self.usage_at_reset = resource.getrusage(resource.RUSAGE_SELF)
 
     def require(self, *names: str) -> None:
         """Fail loudly when a wrapped function was not called (the framework changed)."""
@@ -94,11 +97,15 @@ def step_record(clock: PhaseClock, seconds: float, phases: dict[str, float]) -> 
 
     phases = {k: phases.get(k, 0.0) for k in PHASES if k != "other"}
     phases["other"] = seconds - sum(phases.values())
+    now, then = resource.getrusage(resource.RUSAGE_SELF), clock.usage_at_reset
     return {
         "seconds": seconds,
         "phases": phases,
         **clock.counts,
         "threads": torch.get_num_threads(),
+        # memory newly touched during the step (each fault a fresh page the kernel zeroes)
+        "minor_page_faults": now.ru_minflt - then.ru_minflt,
+        "system_seconds": now.ru_stime - then.ru_stime,
     }
 
 
@@ -444,6 +451,9 @@ def summarize(runs: list[dict], ceiling_gflops: float, fp32_ceiling_gflops: floa
         "update_computed_fraction_of_fp32_ceiling": med(computed_gflops) / fp32_ceiling_gflops,
         "generation_fraction_of_fp32_ceiling": med(gen_gflops) / fp32_ceiling_gflops,
         "params": params,
+        # older results have no fault counts
+        "minor_page_faults_median": med(s.get("minor_page_faults", -1) for s in steps),
+        "system_seconds_median": med(s.get("system_seconds", -1.0) for s in steps),
     }
 
 
@@ -485,6 +495,13 @@ def format_report(result: dict) -> str:
     for fw, x in summ.items():
         ph = x["phase_seconds_median"]
         lines.append(f"{fw:21} " + " ".join(f"{ph[p]:12.2f}" for p in PHASES))
+    faults = {fw: x for fw, x in summ.items() if x.get("minor_page_faults_median", -1) >= 0}
+    lines += [""] if faults else []
+    for fw, x in faults.items():
+        lines.append(
+            f"{fw}: timed step (median) {x['minor_page_faults_median']:.0f} minor page "
+            f"faults, {x['system_seconds_median']:.2f} s system time"
+        )
     lines.append("")
     for fw, x in summ.items():
         lines.append(
@@ -592,7 +609,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens", type=int, default=64, help="generation limit")
     p.add_argument("--micro-batch", type=int, default=16, help="completions per forward/backward")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per framework")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps per worker first")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per worker first")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads in every worker")
     p.add_argument("--seed", type=int, default=0, help="seed of repeat 1 (repeat r uses seed+r)")
     p.add_argument("--matmul-size", type=int, default=2048, help="n of the n×n matmul ceiling")
