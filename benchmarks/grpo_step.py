@@ -10,7 +10,8 @@ of the same size, same torch threads. Each (framework, repeat) runs in a fresh c
 (A B, B A, ...) so a slow spell of the shared machine does not fall on one framework only.
 
 Each worker loads the model (timed apart), runs `--warmup` untimed steps (first-step costs:
-optimizer state, kernel selection) and then one timed step, split into phases:
+optimizer state, kernel selection, the heap growing to its working size) and then one timed
+step, split into phases (and its page faults and system time recorded):
 
 - minimalrl: generate, old log-probs (`score_rollout`; skipped when the update is a single
   optimizer step, whose own forward is π_old), reward, reference log-probs
