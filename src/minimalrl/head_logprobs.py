@@ -68,7 +68,10 @@ class _HeadLogprobs(torch.autograd.Function):
         p_buf = torch.empty_like(buf) if with_entropy else None
         # Keep the (N, V) log-probs for the backward pass when they fit in `keep_bytes`: it then
         # skips recomputing the logits (a fourth (N, V, H) matmul) and their normalisation, and
-        # both passes run their matmuls over all N rows at once.
+        # both passes run their matmuls over all N rows at once. `needs_input_grad` follows the
+        # inputs' requires_grad, not the grad mode: a scoring pass under no_grad/inference_mode
+        # (the head weight requires grad) takes this path too, and its block is freed as soon as
+        # the forward returns (no graph holds ctx); one matmul over all rows is the faster one.
         entropy_grad = with_entropy and entropy_grad
         keep = (
             (ctx.needs_input_grad[0] or ctx.needs_input_grad[1])
