@@ -68,8 +68,9 @@ def _prepacked_forward(module: nn.Linear, packed: torch.Tensor):
 
 @contextlib.contextmanager
 def prepacked_linears(modules: list[nn.Module], rows: int) -> Iterator[None]:
-    """Within the block, these `nn.Linear` layers run on oneDNN with their weights reordered for
-    about `rows` rows; a no-op where that is not supported (`prepacking_supported`).
+    """Within the block, the plain `nn.Linear` layers among `modules` (subclasses and wrappers
+    are left alone) run on oneDNN with their weights reordered for about `rows` rows; a no-op
+    where that is not supported (`prepacking_supported`).
 
     The reordered copies are taken on entry: weights changed inside the block are not seen.
     """

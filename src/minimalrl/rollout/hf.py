@@ -93,9 +93,10 @@ class HFBackend:
 
     def _forward(self) -> tuple[Callable[..., Any], list[nn.Module]]:
         """The model's forward, with its parameters cast to `dtype` when one is set, and the
-        linear layers to prepack (none with a cast: its weights are swapped in per call)."""
+        modules whose linear layers may be prepacked (`prepacked_linears` picks them; none with
+        a cast: its weights are swapped in per call)."""
         if self.dtype is None:
-            return self.model, [m for m in self.model.modules() if isinstance(m, nn.Linear)]
+            return self.model, list(self.model.modules())
         cast = {
             name: p.detach().to(self.dtype) if p.is_floating_point() else p
             for name, p in self.model.named_parameters()
@@ -121,11 +122,11 @@ class HFBackend:
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
         keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
         generators = row_generators(params.seed, keys, params.n, device)
-        forward, linears = self._forward()
+        forward, modules = self._forward()
         rows = len(prompt_token_ids) * params.n
         with (
             matmul_attention_for(self.model),
-            prepacked_linears(linears if self.prepack else [], rows),
+            prepacked_linears(modules if self.prepack else [], rows),
         ):
             tokens_BR, lengths_B = self._sample(
                 forward, prompt_ids, prompt_mask, params, generators
