@@ -21,12 +21,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Parameters are compared after Adam steps. Ranks cut different micro-batches and sum them in
+# another order, so the gradients differ by float32 rounding, |Δg| <= ~1e-7·max|g| <= 1e-7 here
+# (max|g| <= grad_clip = 1). Adam's first step moves an element by lr·g/(|g| + ε), whose slope in
+# g is at most lr/ε: with PyTorch's ε = 1e-8 that is 1e6, and an element whose gradient is itself
+# ~1e-8 (a near-cancelling sum) turns a 1e-11 rounding difference into ~1e-5, on one CPU and not
+# on another. It also makes the step blind to the gradient's scale (g and 2g move alike). With
+# ε = 1e-3 the slope is lr/ε = 10, so rounding moves a parameter by <= 10·1e-7 = 1e-6 (tolerance
+# below: 1e-5), while a wrong scale (a mean over ranks instead of a sum) moves elements with
+# |g| ~ ε by ~lr/6 ≈ 2e-3, far outside it.
+ADAM_EPS = 1e-3
+
+
 def _config(model_dir, task, **changes) -> dict:
     cfg = dict(
         model=str(model_dir), train_data=str(task), eval_data="", iterations=1,
         prompts_per_iteration=8, samples_per_prompt=4, max_new_tokens=4,
-        fallback_last_number=True, lr=1e-2, minibatch_size=64, micro_batch_size=8,
-        eval_every=0, save_every=1, threads=1,
+        fallback_last_number=True, lr=1e-2, adam_eps=ADAM_EPS, minibatch_size=64,
+        micro_batch_size=8, eval_every=0, save_every=1, threads=1,
     )  # fmt: skip
     cfg.update(changes)
     return cfg
@@ -50,12 +62,11 @@ def test_two_ranks_match_one_rank(algo, tiny_model_dir, toy_task, tmp_path):
     initial = load_file(str(tiny_model_dir / "model.safetensors"))
     moved = max(float((one[k] - initial[k]).abs().max()) for k in one)
     assert moved > 1e-3  # the update did something
-    # Ranks cut different micro-batches, so sums round differently; Adam's first step (lr 1e-2,
-    # ~lr * sign(g)) turns that into up to ~1e-6..1e-5 on elements with tiny gradients.
-    for k in one:
+    for k in one:  # rounding moves <= lr/ε · 1e-7 = 1e-6 (see ADAM_EPS)
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-5)
     a, b = read_metrics(tmp_path / "one")[-1], read_metrics(tmp_path / "two")[-1]
-    for key in ("reward_mean", "accuracy", "entropy", "kl_to_init", "samples_kept", "grad_norm"):
+    keys = ("reward_mean", "accuracy", "entropy", "kl_to_init", "samples_kept", "grad_norm")
+    for key in (*keys, "update/loss"):  # rank 0 logs the loss of all ranks, not its share
         assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
 
 
@@ -78,15 +89,17 @@ def test_fsdp_two_ranks_match_one_rank(algo, tiny_model_dir, toy_task, tmp_path)
     """FSDP2 on 2 gloo ranks: the same parameters as one unsharded process (two optimizer steps
     per iteration, two iterations, eval between), with the critic sharded too for PPO.
 
-    (More steps of Adam at lr 1e-2 amplify the reduce-scatter's different summation order on
-    elements whose GRPO gradients nearly cancel into ±lr sign flips: two steps stay within 5e-5.)"""
+    (The reduce-scatter sums in another order: float32 rounding of the gradients, which each of
+    the four Adam steps passes on with slope <= ~lr/ε = 10 (see ADAM_EPS), ~1e-6 per step; the
+    next gradients, taken at weights that differ by that much, add as much again. 5e-5 leaves
+    a margin of ~10x over that estimate; the moves themselves are ~1e-2.)"""
     cfg = _config(tiny_model_dir, toy_task, algo=algo, iterations=2, eval_data=str(toy_task),
                   eval_every=1, minibatch_size=32, micro_batch_size=4)  # fmt: skip
     train(TrainConfig(**cfg), tmp_path / "one", progress=False)
     _two_ranks({**cfg, "fsdp": True}, tmp_path / "two")
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     assert set(two) == set(one)  # a full save_pretrained folder, not shards
-    for k in one:  # moves are ~2e-2; rounding-order differences stay 1000x below
+    for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=5e-5)
     a, b = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
     assert [r.get("eval_accuracy") for r in a] == [r.get("eval_accuracy") for r in b]

@@ -270,3 +270,61 @@ def test_iteration_runs_the_update_in_the_configured_precision(
         Trainer(cfg, tmp_path / precision, progress=False).iteration(0)
     assert seen == [(False, 2), (True, 2)]
     assert not torch.is_autocast_enabled("cpu")
+
+
+def test_kl_to_init_starts_at_zero_at_any_temperature(tiny_model_dir, toy_task, tmp_path):
+    """The reference is scored at the sampling temperature, as π_old is: before any update the
+    policy is the initial model, so the KL to it is 0 (not the gap between T = 0.7 and T = 1)."""
+    for kl_coef, on_policy in ((0.05, True), (0.0, False)):
+        cfg = toy_config(
+            tiny_model_dir, toy_task, iterations=1, temperature=0.7, kl_coef=kl_coef,
+            minibatch_size=64, recompute_old_logprobs=not on_policy,
+        )  # fmt: skip
+        (record,) = train(cfg, tmp_path / f"kl{kl_coef}", progress=False)
+        # k3 of identical log-probs is 0; float32 rounding of the two forwards leaves ~1e-7.
+        assert abs(record["kl_to_init"]) < 1e-5, record["kl_to_init"]
+        if kl_coef:  # one optimizer step: the penalty is taken before the policy moves
+            assert record["update/optimizer_steps"] == 1
+            assert abs(record["update/kl_loss"]) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("algo", "changes", "keys"),
+    [
+        ("grpo", {"kl_coef": 0.05, "entropy_coef": 0.01}, ("loss", "kl_loss", "clip_fraction")),
+        ("raft", {}, ("loss", "nll")),
+        ("ppo", {}, ("loss", "value_loss")),
+        ("iterative_dpo", {}, ("loss",)),
+    ],
+)
+def test_logged_losses_do_not_depend_on_the_micro_batch(
+    algo, changes, keys, tiny_model_dir, toy_task, tmp_path
+):
+    """A logged loss is the loss that was optimised: the same for micro-batches of 2 or 32."""
+    logged = []
+    for micro in (2, 32):
+        cfg = toy_config(
+            tiny_model_dir, toy_task, algo=algo, iterations=1, micro_batch_size=micro,
+            recompute_old_logprobs=True, **changes,
+        )  # fmt: skip
+        (record,) = train(cfg, tmp_path / str(micro), progress=False)
+        logged.append(record)
+    assert logged[0]["update/optimizer_steps"] == logged[1]["update/optimizer_steps"] >= 1
+    for key in keys:  # float32 sums in another order: relative differences ~1e-6
+        small, large = logged[0][f"update/{key}"], logged[1][f"update/{key}"]
+        assert small == pytest.approx(large, rel=1e-4, abs=1e-6), key
+    assert logged[0]["update/loss"] != 0
+
+
+def test_critic_optimizer_has_its_own_decay_and_schedule(tiny_model_dir, toy_task, tmp_path):
+    cfg = toy_config(
+        tiny_model_dir, toy_task, algo="ppo", iterations=4, critic_lr=1e-3,
+        critic_weight_decay=0.05, critic_lr_schedule="linear", adam_eps=1e-6,
+    )  # fmt: skip
+    trainer = Trainer(cfg, tmp_path, progress=False)
+    (group,) = trainer.critic_optimizer.param_groups
+    assert (group["weight_decay"], group["eps"]) == (0.05, 1e-6)
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.0  # the policy's own setting
+    records = trainer.run()
+    assert [r["critic_lr"] for r in records] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert [r["lr"] for r in records] == pytest.approx([1e-2] * 4)  # policy: constant

@@ -45,6 +45,8 @@ class TrainerState:
     scheduler: dict
     critic_optimizer: dict | None
     rng: dict
+    critic_scheduler: dict | None = None
+    """(None in checkpoints written before the critic had a schedule.)"""
 
 
 def rng_state() -> dict:

@@ -73,9 +73,11 @@ class TrainConfig:
     warmup_iterations: int = 0
     """Linear warmup, in iterations (the schedule advances once per iteration, as in verl)."""
     weight_decay: float = 0.0
-    """AdamW weight decay."""
+    """AdamW weight decay of the policy (the paper's code, through verl: 0.01)."""
     adam_betas: tuple[float, float] = (0.9, 0.999)
-    """AdamW betas."""
+    """AdamW betas (policy and critic)."""
+    adam_eps: float = 1e-8
+    """AdamW ε (policy and critic; PyTorch's and the paper's code's 1e-8)."""
     grad_clip: float = 1.0
     """Max gradient norm (0 = off)."""
     loss_agg: str = "token_mean"
@@ -100,6 +102,11 @@ class TrainConfig:
     # --- PPO
     critic_lr: float = 2e-5
     """Critic learning rate."""
+    critic_weight_decay: float = 0.01
+    """AdamW weight decay of the critic (the paper's code: 0.01; before this setting existed the
+    critic had PyTorch's default, also 0.01)."""
+    critic_lr_schedule: str = "constant"
+    """The critic's lr schedule, as `lr_schedule` (with the same `warmup_iterations`)."""
     gamma: float = 1.0
     """GAE discount."""
     lam: float = 1.0
@@ -203,7 +210,7 @@ class TrainConfig:
                 f"lora_rank must be >= 0 and lora_alpha > 0, got {self.lora_rank}, "
                 f"{self.lora_alpha}"
             )
-        for name in ("lr", "critic_lr", "dpo_beta"):
+        for name in ("lr", "critic_lr", "dpo_beta", "adam_eps"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("clip_low", "clip_high", "value_clip"):
@@ -224,6 +231,7 @@ class TrainConfig:
             "kl_coef",
             "entropy_coef",
             "weight_decay",
+            "critic_weight_decay",
             "grad_clip",
             "warmup_iterations",
             "eval_every",
@@ -237,6 +245,7 @@ class TrainConfig:
             raise ConfigError("correct_reward must be greater than wrong_reward")
         choices = {
             "lr_schedule": ("constant", "linear", "cosine"),
+            "critic_lr_schedule": ("constant", "linear", "cosine"),
             "loss_agg": ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum"),
             "kl_estimator": ("k1", "k2", "k3"),
             "dpo_reference": ("iteration", "initial"),

@@ -302,6 +302,12 @@ def _response_logprobs(
     return logp_BR.view(B, R), entropy_BR
 
 
+def logprob_temperature(sampling_temperature: float) -> float:
+    """The temperature log-probs are taken at: the sampler's, except that greedy sampling
+    (temperature 0) scores the untempered distribution."""
+    return sampling_temperature if sampling_temperature > 0 else 1.0
+
+
 def over_micro_batches(
     fn: Callable[[TokenBatch], tuple[torch.Tensor | None, ...]], batch: TokenBatch, micro_batch: int
 ) -> tuple[torch.Tensor | None, ...]:

@@ -23,8 +23,11 @@ class Reference:
         self.model = policy if shares_weights else copy.deepcopy(policy).requires_grad_(False)
 
     @torch.inference_mode()
-    def logprobs(self, ro: Rollout, micro_batch: int) -> torch.Tensor:
-        """Per-token log-probs (B, R) of the rollout's responses under the initial model."""
+    def logprobs(self, ro: Rollout, micro_batch: int, temperature: float) -> torch.Tensor:
+        """Per-token log-probs (B, R) of the rollout's responses under the initial model, at the
+        sampling temperature (as π_old and the trained log-probs are: the KL penalty and the
+        kl_to_init curve compare the tempered policy with the tempered initial model, which
+        makes kl_to_init 0 before the first update; the paper's code tempers its reference too)."""
         off = self.model.disable_adapter() if self.shares_weights else nullcontext()
         with off:
-            return batched_logprobs(self.model, ro, micro_batch)[0]
+            return batched_logprobs(self.model, ro, micro_batch, temperature=temperature)[0]

@@ -45,7 +45,7 @@ from minimalrl.data import build_prompts, load_problems
 from minimalrl.distributed import any_across, barrier, init_distributed, shard, sum_across
 from minimalrl.evaluate import EvalSettings, evaluate
 from minimalrl.experience import build_experience, reduce_metrics, rollout_metrics
-from minimalrl.logprobs import backbone_and_head
+from minimalrl.logprobs import backbone_and_head, logprob_temperature
 from minimalrl.metrics import MetricsWriter
 from minimalrl.models import apply_lora, load_policy
 from minimalrl.reference import Reference
@@ -60,15 +60,17 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def lr_factor(iteration: int, cfg: TrainConfig) -> float:
-    """Multiplier of the base lr during `iteration` (0-based): warmup, then the decay shape."""
+def lr_factor(iteration: int, cfg: TrainConfig, shape: str | None = None) -> float:
+    """Multiplier of the base lr during `iteration` (0-based): warmup, then the decay `shape`
+    (default `cfg.lr_schedule`)."""
+    shape = shape or cfg.lr_schedule
     if iteration < cfg.warmup_iterations:
         return (iteration + 1) / cfg.warmup_iterations
     span = max(1, cfg.iterations - cfg.warmup_iterations)
     progress = (iteration - cfg.warmup_iterations) / span
-    if cfg.lr_schedule == "linear":
+    if shape == "linear":
         return 1.0 - progress
-    if cfg.lr_schedule == "cosine":
+    if shape == "cosine":
         return 0.5 * (1.0 + math.cos(math.pi * progress))
     return 1.0
 
@@ -153,19 +155,24 @@ class Trainer:
                 fsdp.shard(self.critic, self.critic.body.layers)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         # fused: one kernel per step instead of a loop over parameters (9x faster on this CPU)
+        adam = {"betas": cfg.adam_betas, "eps": cfg.adam_eps, "fused": True}
         self.optimizer = torch.optim.AdamW(
-            trainable, lr=cfg.lr, betas=cfg.adam_betas, weight_decay=cfg.weight_decay, fused=True
+            trainable, lr=cfg.lr, weight_decay=cfg.weight_decay, **adam
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda it: lr_factor(it, cfg)
         )
-        self.critic_optimizer = (
-            torch.optim.AdamW(
-                self.critic.parameters(), lr=cfg.critic_lr, betas=cfg.adam_betas, fused=True
+        self.critic_optimizer = self.critic_scheduler = None
+        if self.critic is not None:
+            self.critic_optimizer = torch.optim.AdamW(
+                self.critic.parameters(),
+                lr=cfg.critic_lr,
+                weight_decay=cfg.critic_weight_decay,
+                **adam,
             )
-            if self.critic is not None
-            else None
-        )
+            self.critic_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.critic_optimizer, lambda it: lr_factor(it, cfg, cfg.critic_lr_schedule)
+            )
 
     def autocast(self) -> torch.autocast:
         """bfloat16 autocast when precision is bf16 (a no-op context otherwise)."""
@@ -230,7 +237,11 @@ class Trainer:
             correct_reward=cfg.correct_reward,
             wrong_reward=cfg.wrong_reward,
             band=(cfg.band_lo, cfg.band_hi),
-            ref_logp_BR=self.reference.logprobs(ro, micro) if self.reference else None,
+            ref_logp_BR=(
+                self.reference.logprobs(ro, micro, logprob_temperature(cfg.temperature))
+                if self.reference
+                else None
+            ),
             critic=self.critic,
             gamma=cfg.gamma,
             lam=cfg.lam,
@@ -257,6 +268,8 @@ class Trainer:
                 score_rollout(self.model, ro, micro, cfg.temperature, rows=untrained)
         rollout_seconds = time.perf_counter() - t0
         record = {"lr": self.scheduler.get_last_lr()[0]}
+        if self.critic_scheduler is not None:
+            record["critic_lr"] = self.critic_scheduler.get_last_lr()[0]
         t1 = time.perf_counter()
         # transformers checkpoints activations only in training mode; RL policies run without
         # dropout, so train mode changes nothing else (and only while checkpointing is asked for).
@@ -281,6 +294,8 @@ class Trainer:
         with warnings.catch_warnings():  # an iteration without kept samples has no optimizer step
             warnings.simplefilter("ignore", UserWarning)
             self.scheduler.step()
+            if self.critic_scheduler is not None:
+                self.critic_scheduler.step()
         update_seconds = time.perf_counter() - t1
         # Measured on the rollout batch under the sampling policy (scored before the step).
         record = {"iteration": it + 1, **reduce_metrics(rollout_metrics(exp), self.ctx), **record}
@@ -297,12 +312,10 @@ class Trainer:
         return record
 
     def update_settings(self) -> UpdateSettings:
-        """The config fields the update reads (same names); temperature 0 means 1 for log-probs."""
+        """The config fields the update reads (same names), at the log-prob temperature."""
         c = self.cfg
         same = {f.name: getattr(c, f.name) for f in dataclasses.fields(UpdateSettings)}
-        return UpdateSettings(
-            **{**same, "temperature": c.temperature if c.temperature > 0 else 1.0}
-        )
+        return UpdateSettings(**{**same, "temperature": logprob_temperature(c.temperature)})
 
     # ----------------------------------------------------------------- eval
     def evaluate(self) -> float | None:
@@ -354,6 +367,7 @@ class Trainer:
             optimizer=optimizer,
             scheduler=self.scheduler.state_dict(),
             critic_optimizer=critic_optimizer,
+            critic_scheduler=self.critic_scheduler.state_dict() if self.critic_scheduler else None,
             rng=rng_state(),
         )
         path = save_checkpoint(
@@ -401,6 +415,11 @@ class Trainer:
         if self.critic is not None and self.critic_optimizer is not None:
             load_critic_weights(self.critic, path)
             self._load_optimizer_state(self.critic, self.critic_optimizer, state.critic_optimizer)
+            if self.critic_scheduler is not None:  # (checkpoints before it existed: constant)
+                if state.critic_scheduler is not None:
+                    self.critic_scheduler.load_state_dict(state.critic_scheduler)
+                else:
+                    self.critic_scheduler.last_epoch = state.iteration
         set_rng_state(state.rng)
         self.start_iteration = state.iteration
 

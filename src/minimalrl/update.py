@@ -20,6 +20,7 @@ from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_va
 from minimalrl.distributed import (
     SINGLE_PROCESS,
     DistContext,
+    gather_objects,
     max_across,
     sum_across,
     sum_gradients,
@@ -224,6 +225,53 @@ def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -
     return min(layouts, key=lambda micro: sum(_positions(exp, rows) for rows in micro))
 
 
+# Micro-batch values that are parts of the minibatch's loss (each is normalised by the whole
+# minibatch's token or sequence count, over all ranks): the minibatch's value is their sum.
+LOSS_PARTS = ("loss", "kl_loss", "value_loss", "nll")
+# Diagnostics that are maxima, not means.
+MAXIMA = ("ratio_max",)
+
+
+class _MetricTotals:
+    """Per-micro-batch metrics combined so that the logged values do not depend on the
+    micro-batch size or the number of ranks: loss parts summed per optimizer step (the loss that
+    was optimised) and averaged over steps; maxima as maxima; other diagnostics averaged over
+    micro-batches weighted by their valid tokens (a clip fraction is then the fraction of all
+    tokens)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = defaultdict(float)
+        self.weights: dict[str, float] = defaultdict(float)
+        self.maxima: dict[str, float] = {}
+
+    def add(self, out: dict[str, float], tokens: float) -> None:
+        for k, v in out.items():
+            if k in MAXIMA:
+                self.maxima[k] = max(self.maxima.get(k, -math.inf), v)
+            elif k in LOSS_PARTS:
+                self.sums[k] += v
+            else:
+                self.sums[k] += v * tokens
+                self.weights[k] += tokens
+
+    def result(self, steps: int, ctx: DistContext) -> dict[str, float]:
+        """The iteration's values over all ranks (a collective: every rank calls it)."""
+        parts = gather_objects((dict(self.sums), dict(self.weights), self.maxima), ctx)
+        out: dict[str, float] = {}
+        for sums, _, maxima in parts:
+            for k, v in sums.items():
+                out[k] = out.get(k, 0.0) + v
+            for k, v in maxima.items():
+                out[k] = max(out.get(k, -math.inf), v)
+        for k, v in out.items():
+            if k in LOSS_PARTS:
+                out[k] = v / steps
+            elif k not in MAXIMA:
+                weight = sum(p[1].get(k, 0.0) for p in parts)
+                out[k] = v / weight if weight else 0.0
+        return out
+
+
 def optimizer_steps(exp: Experience, alg: Algorithm, s: UpdateSettings, ctx: DistContext) -> int:
     """How many optimizer steps `update` takes on `exp` (the same number on every rank)."""
     per_unit = 2 if alg.needs_pairs else 1
@@ -246,7 +294,8 @@ def update(
     ctx: DistContext = SINGLE_PROCESS,
     on_policy: bool = False,
 ) -> dict[str, float]:
-    """All minibatch steps of one iteration; returns metrics averaged over micro-batches.
+    """All minibatch steps of one iteration; returns its metrics (see `_MetricTotals`: the same
+    for any micro-batch size and number of ranks), `grad_norm` averaged over optimizer steps.
 
     `minibatch_size` counts responses over all ranks: every rank cuts its share of the batch into
     the same number of minibatches, so the optimizer steps stay in lockstep.
@@ -272,8 +321,9 @@ def update(
     units_per_micro = max(1, s.micro_batch_size // per_unit)
     params = [p for p in model.parameters() if p.requires_grad]
     critic_params = list(critic.parameters()) if critic is not None else []
-    sums: dict[str, float] = defaultdict(float)
-    count = steps = 0
+    totals = _MetricTotals()
+    grad_norm = 0.0
+    steps = 0
     for _ in range(s.epochs):
         order = torch.randperm(len(units), generator=generator).tolist()
         for chunk in _split(order, n_minibatches):
@@ -299,14 +349,12 @@ def update(
                 out, logp, ent = _micro_step(model, critic, alg, s, batch, norm, on_policy)
                 if on_policy:
                     exp.rollout.store_scores(micro_rows, logp, ent)
-                for k, v in out.items():
-                    sums[k] += v
-                count += 1
-            sums["grad_norm"] += _clip_and_step(params, optimizer, s.grad_clip, ctx, sharded)
+                totals.add(out, float(batch["mask"].sum()))
+            grad_norm += _clip_and_step(params, optimizer, s.grad_clip, ctx, sharded)
             if critic_optimizer is not None:
                 _clip_and_step(critic_params, critic_optimizer, s.grad_clip, ctx, sharded)
             steps += 1
-    metrics = {k: v / max(count, 1) for k, v in sums.items() if k != "grad_norm"}
-    metrics["grad_norm"] = sums["grad_norm"] / steps
+    metrics = totals.result(steps, ctx)
+    metrics["grad_norm"] = grad_norm / steps
     metrics["optimizer_steps"] = steps
     return metrics

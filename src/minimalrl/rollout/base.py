@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from minimalrl.logprobs import TokenBatch, batched_logprobs
+from minimalrl.logprobs import TokenBatch, batched_logprobs, logprob_temperature
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def score_rollout(
     `rows` scores only those responses and keeps the other rows' values (the on-policy update
     scores the rows it trains; this fills in the rest for the metrics).
     """
-    temperature = temperature if temperature > 0 else 1.0
+    temperature = logprob_temperature(temperature)
     sub = batch if rows is None else batch.select(rows)
     logp, ent = batched_logprobs(
         model, sub, micro_batch, temperature=temperature, with_entropy=True
