@@ -163,3 +163,42 @@ def test_every_policy_loss_accepts_an_empty_batch(loss_name):
     loss.backward()
     assert loss.item() == 0.0
     assert all(torch.isfinite(value) for value in metrics.values())
+
+
+def test_readme_table_is_the_registry():
+    """The README's algorithm table is what `minimalrl algorithms` prints (RAFT keeps every
+    correct response, not one best response per prompt)."""
+    from pathlib import Path
+
+    from minimalrl.algorithms.registry import describe_registry
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert describe_registry() in readme
+    raft = next(line for line in describe_registry().splitlines() if line.startswith("| raft "))
+    assert "Every correct response" in raft
+    _, keep = group_advantages("raft", torch.tensor([[1.0, 1.0, -1.0, 1.0]]))
+    assert keep.tolist() == [[True, True, False, True]]
+
+
+def test_reinforce_band_default_filters_and_a_keep_all_band_is_refused():
+    from minimalrl.config import ConfigError, TrainConfig
+
+    cfg = TrainConfig(algo="reinforce_band")
+    # 8 samples: 0, 1, 4, 7 and 8 correct out of 8
+    rewards = torch.tensor([[1.0] * k + [-1.0] * (8 - k) for k in (0, 1, 4, 7, 8)])
+    _, keep = group_advantages("reinforce_band", rewards, lo=cfg.band_lo, hi=cfg.band_hi)
+    assert keep.any(-1).tolist() == [False, False, True, False, False]
+    with pytest.raises(ConfigError, match="this band keeps every prompt"):
+        TrainConfig(algo="reinforce_band", band_lo=0.0, band_hi=1.0)
+    TrainConfig(algo="grpo", band_lo=0.0, band_hi=1.0)  # unused by other algorithms
+
+
+def test_config_docs_name_the_paper_codes_values():
+    """Where a default differs from the paper's released code, the field's docstring says so."""
+    from minimalrl.config import field_docs
+
+    docs = field_docs()
+    assert "0.5" in docs["value_clip"] and "verl" in docs["value_clip"]
+    assert "c = 3" in docs["dual_clip"]
+    assert "[−10, 10]" in docs["kl_estimator"]
+    assert "0.01" in docs["weight_decay"] and "0.01" in docs["critic_weight_decay"]

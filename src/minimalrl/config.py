@@ -83,21 +83,27 @@ class TrainConfig:
     loss_agg: str = "token_mean"
     """Loss aggregation: "token_mean", "seq_mean_token_mean" or "seq_mean_token_sum"."""
     clip_low: float = 0.2
-    """ε_low of the clipped ratio."""
+    """ε_low of the clipped ratio (0.2, the paper and its code)."""
     clip_high: float = 0.2
-    """ε_high of the clipped ratio."""
+    """ε_high of the clipped ratio (0.2, the paper and its code)."""
     dual_clip: float | None = None
-    """Dual-clip constant c (3 in the released code) for A < 0; None = off."""
+    """Dual-clip constant c for A < 0; None = off (PAPER.md's minimal loss). The paper's code
+    always applies c = 3."""
     kl_coef: float = 0.0
     """β of the KL penalty to the initial model in the loss (0 = off; 0.001 in released scripts)."""
     kl_estimator: str = "k3"
-    """KL estimator for the penalty: "k1", "k2" or "k3"."""
+    """KL estimator for the penalty: "k1", "k2" or "k3" (exp(q) − q − 1, q = log π_ref − log π_θ,
+    q clamped to ±20 against overflow). The paper's code (verl's low_var_kl) also clamps the k3
+    value to [−10, 10]; we do not, so the tokens that strayed furthest keep their pull back."""
     entropy_coef: float = 0.0
     """Entropy bonus coefficient (0 = off)."""
-    band_lo: float = 0.0
-    """reinforce_band: lowest kept fraction of correct samples."""
-    band_hi: float = 1.0
-    """reinforce_band: highest kept fraction of correct samples."""
+    band_lo: float = 0.2
+    """reinforce_band: lowest kept fraction of correct samples (inclusive)."""
+    band_hi: float = 0.8
+    """reinforce_band: highest kept fraction of correct samples (inclusive). The default band
+    [0.2, 0.8] keeps prompts of middling difficulty: with 4 samples the mixed groups, as
+    Reinforce-Rej; with 8 it also drops groups of 1 or 7 correct. A band that keeps every
+    prompt (band_lo <= 0 and band_hi >= 1) is refused: that is plain `reinforce`."""
 
     # --- PPO
     critic_lr: float = 2e-5
@@ -112,7 +118,7 @@ class TrainConfig:
     lam: float = 1.0
     """GAE λ."""
     value_clip: float = 0.2
-    """ε of the clipped value loss."""
+    """ε_v of the clipped value loss (TRL's and OpenRLHF's 0.2; the paper's code, verl, 0.5)."""
 
     # --- DPO
     dpo_beta: float = 0.1
@@ -223,6 +229,11 @@ class TrainConfig:
         if not 0 <= self.band_lo <= self.band_hi <= 1:
             raise ConfigError(
                 f"need 0 <= band_lo <= band_hi <= 1, got {self.band_lo}, {self.band_hi}"
+            )
+        if self.algo == "reinforce_band" and self.band_lo <= 0 and self.band_hi >= 1:
+            raise ConfigError(
+                f"band_lo = {self.band_lo}, band_hi = {self.band_hi}: this band keeps every "
+                "prompt, which is plain reinforce; narrow it (e.g. band_lo=0.2, band_hi=0.8)"
             )
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")

@@ -77,7 +77,10 @@ def keep_best_if_correct(
     lo: float | None = None,
     hi: float | None = None,
 ) -> Tensor:
-    """Best responses of each prompt, if correct (RAFT)."""
+    """Every correct response of each prompt (RAFT).
+
+    Those with their prompt's top reward, if it is r_correct: with binary rewards every correct
+    response, as in PAPER.md and the paper's code (not one best response per prompt)."""
     best_P1 = rewards_PG.max(dim=-1, keepdim=True).values
     return (rewards_PG == best_P1) & (best_P1 >= correct_reward)
 

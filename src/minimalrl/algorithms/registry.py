@@ -63,7 +63,7 @@ def _registry(*algorithms: Algorithm) -> dict[str, Algorithm]:
 # fmt: off
 ALGORITHMS: dict[str, Algorithm] = _registry(
     Algorithm("raft", "raft", "sft",
-              description="Rejection sampling: SFT on each prompt's best response, if correct"),
+              description="Rejection sampling: SFT on every correct response"),
     Algorithm("raft++", "raft++", "clipped",
               description="RAFT with importance sampling and clipping (A = 1 on kept responses)"),
     Algorithm("raft++_no_clip", "raft++_no_clip", "is_no_clip",
