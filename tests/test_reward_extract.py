@@ -35,6 +35,8 @@ from minimalrl.reward.extract import parse_number, split_percent, text_answer_ke
         ("The answer is **7** apples.", "7 apples"),
         ("Answer: (B)", "(B)"),
         ("the answer is 24... no wait, the answer is 25", "25"),
+        ("The answer is 42! I hope it is correct.", "42"),  # a sentence-ending `!`
+        ("The answer is $5!$.", "5!"),  # in math, a factorial
     ],
 )
 def test_extract_answer(text, expected):
@@ -102,6 +104,8 @@ def test_last_number(text, expected):
         ("4210_{5}", "4210"),
         (r"\text{(B)}", "(B)"),
         ("**42**", "42"),
+        ("5!", "5!"),  # a factorial, not punctuation
+        (r"\text{yes!}", "yes"),
         (r"50\%", r"50\%"),  # percent is kept for the number comparison
         ("(1,234)", "(1,234)"),  # only a whole-string number loses its commas
     ],

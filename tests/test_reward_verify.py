@@ -58,6 +58,14 @@ def test_equivalence(answer, gold, expected):
     assert is_correct(rf"so the answer is $\boxed{{{answer}}}$.", gold) is expected
 
 
+def test_factorial_is_not_punctuation():
+    """A `!` in math is a factorial; only prose ends a sentence with it."""
+    assert is_correct(r"\boxed{5!}", "120") is True
+    assert is_correct(r"\boxed{5!}", "5") is False
+    assert is_correct(r"the answer is $5!$", "120") is True
+    assert is_correct("The answer is 42! Great.", "42") is True  # an exclamation in prose
+
+
 def test_numbers_equal_fast_path():
     assert numbers_equal("0.3333333", r"\frac{1}{3}") is True  # decimals get 1e-6 slack
     assert numbers_equal("0.33", r"\frac{1}{3}") is False

@@ -75,8 +75,9 @@ def _after_answer_is(text: str) -> str | None:
             close = rest.find(right, len(left))
             if close > 0:
                 return rest[len(left) : close].strip() or None
-    phrase = re.split(r"\.(?:\s|$)|\n", rest, maxsplit=1)[0].replace("**", "")
-    return phrase.strip().rstrip(".") or None
+    # In prose a `.` or `!` before a space ends the sentence; inside `$...$` (above) `5!` is 120.
+    phrase = re.split(r"[.!](?:\s|$)|\n", rest, maxsplit=1)[0].replace("**", "")
+    return phrase.strip().rstrip(".!") or None
 
 
 def extract_answer(text: str) -> str | None:
@@ -143,9 +144,9 @@ def normalize_answer(s: str) -> str:
     s = _DEGREES_RE.sub("", s)
     s = _TRAILING_UNITS_RE.sub("", s).strip()
     if m := _WHOLE_TEXT_RE.match(s):
-        s = m.group(1)
+        s = m.group(1).rstrip("!")  # `\text{yes!}`: in words a `!` is punctuation
     s = _SPACING_RE.sub(" ", re.sub(r"\\!\s*", "", s).replace("{,}", ","))
-    s = re.sub(r"\s+", " ", s).strip().rstrip(".,;:!").strip()
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".,;:").strip()  # not `!`: `5!` is a factorial
     if s.startswith("**") or s.endswith("**"):
         s = s.strip("*").strip()
     if m := _TRAILING_WORDS_RE.match(s):
@@ -215,7 +216,7 @@ def parse_number(s: str) -> Fraction | None:
 
 def _word_form(s: str) -> tuple[str, bool]:
     """Lower-case words of an answer with `\\text{}` unwrapped; flag whether it was wrapped."""
-    s = _strip_wrappers(s).strip().rstrip(".")
+    s = _strip_wrappers(s).strip().rstrip(".!")
     wrapped = _WHOLE_TEXT_RE.match(s)
     if wrapped:
         s = wrapped.group(1)
