@@ -96,6 +96,14 @@ def test_hostile_answers_are_refused_without_sympy(answer):
     assert too_hard(answer)
 
 
+def test_identical_answers_are_equal_without_evaluation():
+    """A power tower too big to evaluate still equals itself: the same string is not compared."""
+    tower = r"9^{9^{9^{9}}}"
+    assert too_hard(tower)
+    assert is_correct(rf"\boxed{{{tower}}}", tower, timeout=TIMEOUT) is True
+    assert is_correct(r"\boxed{9^{9^{9^{8}}}}", tower, timeout=TIMEOUT) is False
+
+
 def test_worker_time_limit_and_recovery():
     """An input only sympy chokes on returns False within the limit; the next call still works."""
     start = time.perf_counter()

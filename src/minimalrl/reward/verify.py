@@ -151,10 +151,12 @@ def _quick_verdict(answer: str | None, gold: str) -> bool | tuple[str, str]:
     if gold_key is not None:
         return words_equal(answer, gold_key)
     a, g = normalize_answer(answer), normalize_answer(gold)
-    if not a or not g or too_hard(a) or too_hard(g):
+    if not a or not g:
         return False
-    if a == g:
+    if a == g:  # the same expression, even one too big to evaluate (`9^{9^{9^{9}}}`)
         return True
+    if too_hard(a) or too_hard(g):
+        return False
     same = numbers_equal(a, g)
     return (a, g) if same is None else same
 
