@@ -151,8 +151,8 @@ def _quick_verdict(answer: str | None, gold: str) -> bool | tuple[str, str]:
     if gold_key is not None:
         return words_equal(answer, gold_key)
     a, g = normalize_answer(answer), normalize_answer(gold)
-    if not a or not g:
-        return False
+    if not a or not g or _ZERO_DIV_RE.search(a) or _ZERO_DIV_RE.search(g):
+        return False  # `\frac{1}{0}` is undefined, so not equal even to itself
     if a == g:  # the same expression, even one too big to evaluate (`9^{9^{9^{9}}}`)
         return True
     if too_hard(a) or too_hard(g):
