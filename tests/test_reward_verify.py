@@ -67,7 +67,7 @@ def test_factorial_is_not_punctuation():
 
 
 def test_numbers_equal_fast_path():
-    assert numbers_equal("0.3333333", r"\frac{1}{3}") is True  # decimals get 1e-6 slack
+    assert numbers_equal("0.3333333", r"\frac{1}{3}") is False  # a decimal is its written value
     assert numbers_equal("0.33", r"\frac{1}{3}") is False
     assert numbers_equal("1000001", "1000000") is False  # integers are exact
     assert numbers_equal(r"0.5\%", r"50\%") is False
@@ -94,6 +94,21 @@ def test_hostile_answers_are_refused_without_sympy(answer):
     assert is_correct(rf"\boxed{{{answer}}}", "5", timeout=TIMEOUT) is False
     assert time.perf_counter() - start < 0.1  # refused by the cheap checks
     assert too_hard(answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        ("0.333333", r"\frac{1}{3}", False),  # six 3s are not a third
+        ("3.000001", "3", False),
+        ("0.5", r"\frac{1}{2}", True),  # a decimal equal to the fraction
+        ("0.30000000000000004", "0.3", True),  # floating-point noise (within 1e-9 relative)
+        ("1.414214", r"\sqrt{2}", False),  # the sympy tier: rounded to 9 places, not 6
+        ("1.4142135624", r"\sqrt{2}", True),
+    ],
+)
+def test_decimals_count_at_their_written_value(answer, gold, expected):
+    assert is_correct(rf"\boxed{{{answer}}}", gold) is expected
 
 
 def test_identical_answers_are_equal_without_evaluation():

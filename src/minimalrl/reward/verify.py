@@ -39,7 +39,9 @@ MAX_ANSWER_CHARS = 1000  # the longest Minerva gold is ~150 characters
 MAX_NESTING = 24  # math-verify's parse time grows steeply with nested brackets (depth 20: ~1 s)
 MAX_EXPONENT_DEPTH = 2  # `e^{-x^2}` is fine; `a^{b^{c^{d}}}` is refused
 MAX_EXPONENT_LOG10 = 4.0  # a numeric exponent above 10^4: `10^{10^{10}}` has 10^10 digits
-REL_TOL = Fraction(1, 10**6)  # slack for decimals, matching math-verify's 6-digit rounding
+# A decimal counts at its written value: 0.333333 is not 1/3 and 3.000001 is not 3. The slack only
+# absorbs floating-point noise (0.30000000000000004 = 0.3); the sympy tier rounds to 9 places.
+REL_TOL = Fraction(1, 10**9)
 
 _ZERO_DIV_RE = re.compile(
     r"\\frac\s*(?:\{[^{}]*\}|\w)\s*(?:\{\s*[+-]?0+(?:\.0*)?\s*\}|0)|/\s*[+-]?0+(?![\d.])"
@@ -131,7 +133,7 @@ def numbers_equal(answer: str, gold: str) -> bool | None:
     """Compare two normalised plain numbers; None if either is not a plain number.
 
     A side written with `%` also matches its value / 100 (`50\\%` = `50` = `0.5`), as in
-    math-verify. Decimals get a 1e-6 relative slack; integers and fractions compare exactly.
+    math-verify. Integers and fractions compare exactly; a decimal within 1e-9 relative (noise).
     """
     (a_body, a_pct), (g_body, g_pct) = split_percent(answer), split_percent(gold)
     x, y = parse_number(a_body), parse_number(g_body)
