@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from minimalrl.reward import extract_answer, last_number, normalize_answer
-from minimalrl.reward.extract import parse_number, split_percent, text_answer_key
+from minimalrl.reward.extract import parse_number, split_percent, split_unit, text_answer_key
 
 # --- extract_answer -------------------------------------------------------------------------
 
@@ -138,6 +138,22 @@ def test_normalize_answer(raw, expected):
 )
 def test_parse_number(raw, expected):
     assert parse_number(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (r"15\mbox{ cm}^2", ("15", "cm^2")),
+        (r"864 \mbox{ square inches}", ("864", "in^2")),
+        (r"300 \mathrm{~km} / \mathrm{s}", ("300", "km/s")),
+        (r"4.5 \text{ Meters}", ("4.5", "m")),
+        ("18 dollars", ("18", "dollar")),
+        (r"106^\circ", ("106", None)),  # a degree sign carries no unit key
+        ("42", ("42", None)),
+    ],
+)
+def test_split_unit(raw, expected):
+    assert split_unit(raw) == expected
 
 
 def test_split_percent():

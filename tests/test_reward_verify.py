@@ -111,6 +111,23 @@ def test_decimals_count_at_their_written_value(answer, gold, expected):
     assert is_correct(rf"\boxed{{{answer}}}", gold) is expected
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        (r"3 \text{ m}", r"3 \text{ cm}", False),  # different units
+        (r"3 \text{ cm}", r"3\,\mathrm{cm}", True),  # the same unit, written differently
+        (r"3 \text{ centimeters}", r"3 \text{ cm}", True),  # a full name and its symbol
+        (r"3 \text{ cm}", "3", True),  # a unit on one side only
+        (r"864 \text{ square inches}", r"864 \mbox{ inches}^2", True),
+        (r"864 \text{ in}^3", r"864 \mbox{ inches}^2", False),
+        (r"300 \mathrm{~km} / \mathrm{s}", r"300 \text{ km/s}", True),
+        (r"300 \mathrm{~m} / \mathrm{s}", r"300 \text{ km/s}", False),
+    ],
+)
+def test_units(answer, gold, expected):
+    assert is_correct(rf"\boxed{{{answer}}}", gold) is expected
+
+
 def test_identical_answers_are_equal_without_evaluation():
     """A power tower too big to evaluate still equals itself: the same string is not compared."""
     tower = r"9^{9^{9^{9}}}"

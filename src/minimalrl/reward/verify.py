@@ -26,9 +26,9 @@ from minimalrl.reward.extract import (
     extract_answer,
     last_number,
     match_brace,
-    normalize_answer,
     parse_number,
     split_percent,
+    split_unit,
     text_answer_key,
     words_equal,
 )
@@ -152,7 +152,9 @@ def _quick_verdict(answer: str | None, gold: str) -> bool | tuple[str, str]:
     gold_key = text_answer_key(gold)
     if gold_key is not None:
         return words_equal(answer, gold_key)
-    a, g = normalize_answer(answer), normalize_answer(gold)
+    (a, a_unit), (g, g_unit) = split_unit(answer), split_unit(gold)
+    if a_unit and g_unit and a_unit != g_unit:
+        return False  # `3 \\text{ m}` is not `3 \\text{ cm}`; a unit on one side only is fine
     if not a or not g or _ZERO_DIV_RE.search(a) or _ZERO_DIV_RE.search(g):
         return False  # `\frac{1}{0}` is undefined, so not equal even to itself
     if a == g:  # the same expression, even one too big to evaluate (`9^{9^{9^{9}}}`)
