@@ -9,7 +9,7 @@ import pytest
 
 from minimalrl.reward import is_correct, reward_values, verify_batch, warmup
 from minimalrl.reward._worker import WORKER
-from minimalrl.reward.verify import numbers_equal, too_hard
+from minimalrl.reward.verify import MAX_NESTING, numbers_equal, too_hard
 
 TIMEOUT = 1.0
 # Passes every cheap check but makes sympy expand a 1001-term polynomial: only the worker's time
@@ -134,6 +134,32 @@ def test_identical_answers_are_equal_without_evaluation():
     assert too_hard(tower)
     assert is_correct(rf"\boxed{{{tower}}}", tower, timeout=TIMEOUT) is True
     assert is_correct(r"\boxed{9^{9^{9^{8}}}}", tower, timeout=TIMEOUT) is False
+
+
+NESTED = {
+    "parens": lambda d: "(" * d + "1" + ")" * d,
+    "fracs": lambda d: r"\frac{" * d + "1" + "}{2}" * d,
+    "continued fraction": lambda d: r"1+\frac{1}{" * d + "1" + "}" * d,
+}
+
+
+@pytest.mark.parametrize("family", NESTED)
+def test_nesting_bound_is_structural(family):
+    """Past MAX_NESTING an answer is refused at once; at the bound sympy is far below its limit.
+
+    Depths 22-24 used to take 3.4-4.6 s, so their verdict flipped with machine load near 5 s.
+    """
+    deep = NESTED[family](MAX_NESTING + 1)
+    assert too_hard(deep)
+    start = time.perf_counter()
+    assert is_correct(rf"\boxed{{{deep}}}", "7", timeout=5.0) is False
+    assert time.perf_counter() - start < 0.1
+    assert too_hard(NESTED[family](24))
+    at_bound = NESTED[family](MAX_NESTING)
+    assert not too_hard(at_bound)
+    start = time.perf_counter()
+    assert is_correct(rf"\boxed{{{at_bound}}}", "7", timeout=5.0) is False
+    assert time.perf_counter() - start < 2.5  # measured <= 0.6 s on 2 loaded cores
 
 
 def test_worker_time_limit_and_recovery():
