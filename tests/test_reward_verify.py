@@ -210,13 +210,23 @@ def test_worker_restarts_after_close():
 # --- fallback and API -----------------------------------------------------------------------
 
 
-def test_fallback_last_number():
-    text = "She earns 0.2 per minute, so in 50 minutes she earns 0.2 x 50 = 10 dollars."
-    assert is_correct(text, "10") is False  # no final-answer marker
-    assert is_correct(text, "10", fallback_last_number=True) is True
-    assert is_correct(text, "11", fallback_last_number=True) is False
-    assert is_correct(r"\boxed{12} and later 10", "10", fallback_last_number=True) is False
-    assert is_correct("no numbers at all", "10", fallback_last_number=True) is False
+@pytest.mark.parametrize(
+    ("response", "strict", "fallback"),
+    [
+        (r"so \boxed{10}.", True, True),  # a box
+        ("work...\n#### 10", True, True),  # GSM8K's marker
+        ("The answer is 10.", True, True),
+        ("She earns 0.2 x 50 = 10 dollars.", False, True),  # no marker: only the fallback reads it
+        ("0.2 x 50 = 10 dollars, or 11.", False, False),  # the last number is 11
+        (r"\boxed{12} and later 10", False, False),  # a box wins over any later number
+        (r"so $\frac{20}{2}$", False, False),  # digits only: the fallback reads the 2
+        ("no numbers at all", False, False),
+    ],
+)
+def test_what_each_fallback_setting_accepts(response, strict, fallback):
+    assert is_correct(response, "10", fallback_last_number=False) is strict
+    assert is_correct(response, "10", fallback_last_number=True) is fallback
+    assert is_correct(response, "10") is fallback  # on by default, as in TrainConfig
 
 
 def test_verify_batch_matches_is_correct():

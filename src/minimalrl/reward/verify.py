@@ -184,7 +184,7 @@ def verify_batch(
     responses: list[str],
     golds: list[str],
     *,
-    fallback_last_number: bool = False,
+    fallback_last_number: bool = True,
     timeout: float = 5.0,
 ) -> list[bool]:
     """Score many responses against their gold answers; see `is_correct`.
@@ -217,7 +217,7 @@ def is_correct(
     response_text: str,
     gold: str,
     *,
-    fallback_last_number: bool = False,
+    fallback_last_number: bool = True,
     timeout: float = 5.0,
 ) -> bool:
     """Whether the final answer of `response_text` is mathematically equivalent to `gold`.
