@@ -58,6 +58,23 @@ def test_equivalence(answer, gold, expected):
     assert is_correct(rf"so the answer is $\boxed{{{answer}}}$.", gold) is expected
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        (r"50\%", "50", True),  # a gold without the sign (GSM8K "what percent")
+        ("50", r"50\%", True),
+        (r"50\%", "0.5", True),  # the value: 50% is one half
+        ("0.5", r"50\%", True),
+        (r"12.5\%", "12.5", True),
+        (r"5\%", "50", False),
+        (r"0.5\%", r"50\%", False),
+    ],
+)
+def test_percent_convention(answer, gold, expected):
+    """A percent equals its bare number and its value / 100, as in the paper's math-verify."""
+    assert is_correct(rf"\boxed{{{answer}}}", gold) is expected
+
+
 def test_factorial_is_not_punctuation():
     """A `!` in math is a factorial; only prose ends a sentence with it."""
     assert is_correct(r"\boxed{5!}", "120") is True

@@ -12,6 +12,26 @@ Three tiers, cheapest first:
    works in the main thread.
 
 Model text is never evaluated: only latex2sympy parses it, and only inside the worker.
+
+Conventions (each pinned by a test in tests/test_reward_verify.py):
+
+- percent: `50\\%` equals `50` (a gold often leaves the sign out of a "what percent" answer, and
+  the paper's math-verify reward accepts it) and `0.5` (its value); `5\\%` does not equal `50`.
+- decimals count at their written value: `0.5` = `1/2`, but `0.333333` != `1/3` and
+  `3.000001` != `3`. Only floating-point noise is forgiven: 1e-9 relative on plain numbers, 9
+  decimal places in math-verify (whose default of 6 would accept `1.414214` for `\\sqrt{2}`).
+- units: a trailing `\\text{}` / `\\mathrm{}` unit or unit word is compared when both sides
+  have one (`3 m` != `3 cm`; `3 \\text{ centimeters}` = `3 \\text{ cm}`, `\\text{ square inches}`
+  = `\\text{ in}^2`); a unit on one side only is accepted (`3 cm` = `3`); a degree sign is
+  ignored. Spellings outside a small table of names (`feet` = `ft`) count as different units.
+- `!` is a factorial in math (`\\boxed{5!}` = 120); only prose or a word answer ends with one.
+- identical normal forms are equal without evaluation (`9^{9^{9^{9}}}` equals itself), except
+  a division by a literal zero, which is undefined and never equal.
+- refused as wrong before sympy: answers over MAX_ANSWER_CHARS, nested over MAX_NESTING (10)
+  brackets deep, or with towers / huge numeric exponents. At the nesting bound sympy answers in
+  <= 0.6 s (see MAX_NESTING), so deep nesting no longer meets the time limit; an expression
+  costly to simplify rather than to parse (`(x+y+1)^{60}`, or ~1000 characters of linear factors:
+  ~4 s each) still relies on the `timeout`, and near it the verdict can depend on machine load.
 """
 
 from __future__ import annotations
@@ -223,7 +243,8 @@ def is_correct(
     """Whether the final answer of `response_text` is mathematically equivalent to `gold`.
 
     The answer is the last `\\boxed{}`, `#### N` or "the answer is ..." (see `extract_answer`);
-    with `fallback_last_number`, a response with none of these is judged by its last number.
+    with `fallback_last_number` (on by default, as in `TrainConfig`), a response with none of
+    these is judged by its last plain number; off, it is wrong.
     Returns within about `timeout` seconds once the worker runs (its one-off start, ~0.5 s, is
     not counted) and never raises on any text. Safe from any thread; concurrent callers share
     one worker and take turns.
