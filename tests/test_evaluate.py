@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
 
+from minimalrl.cli import build_parser
+from minimalrl.config import TrainConfig
 from minimalrl.data import Problem
 from minimalrl.evaluate import EvalSettings, _summarise, majority_correct, pass_at_k
+from minimalrl.reward import is_correct, verify_batch
 
 
 @pytest.mark.parametrize(
@@ -59,3 +63,17 @@ def test_settings_validation():
         EvalSettings(k=0)
     with pytest.raises(ValueError, match="temperature"):
         EvalSettings(k=4, temperature=0.0)
+
+
+def test_train_and_eval_default_to_the_same_answer_rule():
+    """A user compares training and eval accuracy: both must read answers the same way."""
+    train = TrainConfig.__dataclass_fields__["fallback_last_number"].default
+    cli = build_parser().parse_args(["eval", "--benchmark", "gsm8k"]).fallback_last_number
+    reward = {
+        inspect.signature(f).parameters["fallback_last_number"].default
+        for f in (is_correct, verify_batch)
+    }
+    assert train is EvalSettings().fallback_last_number is cli is True
+    assert reward == {train}
+    off = build_parser().parse_args(["eval", "--benchmark", "gsm8k", "--no-fallback-last-number"])
+    assert off.fallback_last_number is False

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 
 from minimalrl.reward import extract_answer, last_number, normalize_answer
-from minimalrl.reward.extract import parse_number, split_percent, text_answer_key
+from minimalrl.reward.extract import parse_number, split_percent, split_unit, text_answer_key
 
 # --- extract_answer -------------------------------------------------------------------------
 
@@ -35,6 +35,8 @@ from minimalrl.reward.extract import parse_number, split_percent, text_answer_ke
         ("The answer is **7** apples.", "7 apples"),
         ("Answer: (B)", "(B)"),
         ("the answer is 24... no wait, the answer is 25", "25"),
+        ("The answer is 42! I hope it is correct.", "42"),  # a sentence-ending `!`
+        ("The answer is $5!$.", "5!"),  # in math, a factorial
     ],
 )
 def test_extract_answer(text, expected):
@@ -102,6 +104,8 @@ def test_last_number(text, expected):
         ("4210_{5}", "4210"),
         (r"\text{(B)}", "(B)"),
         ("**42**", "42"),
+        ("5!", "5!"),  # a factorial, not punctuation
+        (r"\text{yes!}", "yes"),
         (r"50\%", r"50\%"),  # percent is kept for the number comparison
         ("(1,234)", "(1,234)"),  # only a whole-string number loses its commas
     ],
@@ -134,6 +138,22 @@ def test_normalize_answer(raw, expected):
 )
 def test_parse_number(raw, expected):
     assert parse_number(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (r"15\mbox{ cm}^2", ("15", "cm^2")),
+        (r"864 \mbox{ square inches}", ("864", "in^2")),
+        (r"300 \mathrm{~km} / \mathrm{s}", ("300", "km/s")),
+        (r"4.5 \text{ Meters}", ("4.5", "m")),
+        ("18 dollars", ("18", "dollar")),
+        (r"106^\circ", ("106", None)),  # a degree sign carries no unit key
+        ("42", ("42", None)),
+    ],
+)
+def test_split_unit(raw, expected):
+    assert split_unit(raw) == expected
 
 
 def test_split_percent():

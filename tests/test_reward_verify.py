@@ -9,7 +9,7 @@ import pytest
 
 from minimalrl.reward import is_correct, reward_values, verify_batch, warmup
 from minimalrl.reward._worker import WORKER
-from minimalrl.reward.verify import numbers_equal, too_hard
+from minimalrl.reward.verify import MAX_NESTING, numbers_equal, too_hard
 
 TIMEOUT = 1.0
 # Passes every cheap check but makes sympy expand a 1001-term polynomial: only the worker's time
@@ -58,8 +58,33 @@ def test_equivalence(answer, gold, expected):
     assert is_correct(rf"so the answer is $\boxed{{{answer}}}$.", gold) is expected
 
 
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        (r"50\%", "50", True),  # a gold without the sign (GSM8K "what percent")
+        ("50", r"50\%", True),
+        (r"50\%", "0.5", True),  # the value: 50% is one half
+        ("0.5", r"50\%", True),
+        (r"12.5\%", "12.5", True),
+        (r"5\%", "50", False),
+        (r"0.5\%", r"50\%", False),
+    ],
+)
+def test_percent_convention(answer, gold, expected):
+    """A percent equals its bare number and its value / 100, as in the paper's math-verify."""
+    assert is_correct(rf"\boxed{{{answer}}}", gold) is expected
+
+
+def test_factorial_is_not_punctuation():
+    """A `!` in math is a factorial; only prose ends a sentence with it."""
+    assert is_correct(r"\boxed{5!}", "120") is True
+    assert is_correct(r"\boxed{5!}", "5") is False
+    assert is_correct(r"the answer is $5!$", "120") is True
+    assert is_correct("The answer is 42! Great.", "42") is True  # an exclamation in prose
+
+
 def test_numbers_equal_fast_path():
-    assert numbers_equal("0.3333333", r"\frac{1}{3}") is True  # decimals get 1e-6 slack
+    assert numbers_equal("0.3333333", r"\frac{1}{3}") is False  # a decimal is its written value
     assert numbers_equal("0.33", r"\frac{1}{3}") is False
     assert numbers_equal("1000001", "1000000") is False  # integers are exact
     assert numbers_equal(r"0.5\%", r"50\%") is False
@@ -86,6 +111,72 @@ def test_hostile_answers_are_refused_without_sympy(answer):
     assert is_correct(rf"\boxed{{{answer}}}", "5", timeout=TIMEOUT) is False
     assert time.perf_counter() - start < 0.1  # refused by the cheap checks
     assert too_hard(answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        ("0.333333", r"\frac{1}{3}", False),  # six 3s are not a third
+        ("3.000001", "3", False),
+        ("0.5", r"\frac{1}{2}", True),  # a decimal equal to the fraction
+        ("0.30000000000000004", "0.3", True),  # floating-point noise (within 1e-9 relative)
+        ("1.414214", r"\sqrt{2}", False),  # the sympy tier: rounded to 9 places, not 6
+        ("1.4142135624", r"\sqrt{2}", True),
+    ],
+)
+def test_decimals_count_at_their_written_value(answer, gold, expected):
+    assert is_correct(rf"\boxed{{{answer}}}", gold) is expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "expected"),
+    [
+        (r"3 \text{ m}", r"3 \text{ cm}", False),  # different units
+        (r"3 \text{ cm}", r"3\,\mathrm{cm}", True),  # the same unit, written differently
+        (r"3 \text{ centimeters}", r"3 \text{ cm}", True),  # a full name and its symbol
+        (r"3 \text{ cm}", "3", True),  # a unit on one side only
+        (r"864 \text{ square inches}", r"864 \mbox{ inches}^2", True),
+        (r"864 \text{ in}^3", r"864 \mbox{ inches}^2", False),
+        (r"300 \mathrm{~km} / \mathrm{s}", r"300 \text{ km/s}", True),
+        (r"300 \mathrm{~m} / \mathrm{s}", r"300 \text{ km/s}", False),
+    ],
+)
+def test_units(answer, gold, expected):
+    assert is_correct(rf"\boxed{{{answer}}}", gold) is expected
+
+
+def test_identical_answers_are_equal_without_evaluation():
+    """A power tower too big to evaluate still equals itself: the same string is not compared."""
+    tower = r"9^{9^{9^{9}}}"
+    assert too_hard(tower)
+    assert is_correct(rf"\boxed{{{tower}}}", tower, timeout=TIMEOUT) is True
+    assert is_correct(r"\boxed{9^{9^{9^{8}}}}", tower, timeout=TIMEOUT) is False
+
+
+NESTED = {
+    "parens": lambda d: "(" * d + "1" + ")" * d,
+    "fracs": lambda d: r"\frac{" * d + "1" + "}{2}" * d,
+    "continued fraction": lambda d: r"1+\frac{1}{" * d + "1" + "}" * d,
+}
+
+
+@pytest.mark.parametrize("family", NESTED)
+def test_nesting_bound_is_structural(family):
+    """Past MAX_NESTING an answer is refused at once; at the bound sympy is far below its limit.
+
+    Depths 22-24 used to take 3.4-4.6 s, so their verdict flipped with machine load near 5 s.
+    """
+    deep = NESTED[family](MAX_NESTING + 1)
+    assert too_hard(deep)
+    start = time.perf_counter()
+    assert is_correct(rf"\boxed{{{deep}}}", "7", timeout=5.0) is False
+    assert time.perf_counter() - start < 0.1
+    assert too_hard(NESTED[family](24))
+    at_bound = NESTED[family](MAX_NESTING)
+    assert not too_hard(at_bound)
+    start = time.perf_counter()
+    assert is_correct(rf"\boxed{{{at_bound}}}", "7", timeout=5.0) is False
+    assert time.perf_counter() - start < 2.5  # measured <= 0.6 s on 2 loaded cores
 
 
 def test_worker_time_limit_and_recovery():
@@ -136,13 +227,23 @@ def test_worker_restarts_after_close():
 # --- fallback and API -----------------------------------------------------------------------
 
 
-def test_fallback_last_number():
-    text = "She earns 0.2 per minute, so in 50 minutes she earns 0.2 x 50 = 10 dollars."
-    assert is_correct(text, "10") is False  # no final-answer marker
-    assert is_correct(text, "10", fallback_last_number=True) is True
-    assert is_correct(text, "11", fallback_last_number=True) is False
-    assert is_correct(r"\boxed{12} and later 10", "10", fallback_last_number=True) is False
-    assert is_correct("no numbers at all", "10", fallback_last_number=True) is False
+@pytest.mark.parametrize(
+    ("response", "strict", "fallback"),
+    [
+        (r"so \boxed{10}.", True, True),  # a box
+        ("work...\n#### 10", True, True),  # GSM8K's marker
+        ("The answer is 10.", True, True),
+        ("She earns 0.2 x 50 = 10 dollars.", False, True),  # no marker: only the fallback reads it
+        ("0.2 x 50 = 10 dollars, or 11.", False, False),  # the last number is 11
+        (r"\boxed{12} and later 10", False, False),  # a box wins over any later number
+        (r"so $\frac{20}{2}$", False, False),  # digits only: the fallback reads the 2
+        ("no numbers at all", False, False),
+    ],
+)
+def test_what_each_fallback_setting_accepts(response, strict, fallback):
+    assert is_correct(response, "10", fallback_last_number=False) is strict
+    assert is_correct(response, "10", fallback_last_number=True) is fallback
+    assert is_correct(response, "10") is fallback  # on by default, as in TrainConfig
 
 
 def test_verify_batch_matches_is_correct():

@@ -55,9 +55,14 @@ class TrainConfig:
     wrong_reward: float = -1.0
     """Reward of a wrong answer (−1 in the paper's analysis; its code used 0)."""
     fallback_last_number: bool = True
-    """Count the last number of a response when it has no \\boxed{} / #### answer. On by default:
-    within the CPU default's 48 new tokens the default model rarely reaches a \\boxed{} (every
-    group all wrong, no signal); set false to reward the paper's format only."""
+    """Which responses can be right. Both settings take the last complete \\boxed{} / \\fbox{},
+    else the last `#### N` line, else the phrase after the last "the answer is" / "answer:".
+    false: a response with none of these is wrong. true (default, also `evaluate`'s): it is
+    judged by its last plain number (`1,000`, `-3.5`, `.5`, `3/4`; digits only, so the `4` of an
+    unboxed `$\\frac{3}{4}$`). The paper's math-verify reward also reads unboxed answers (the
+    last number or LaTeX expression), so true is the closer one; false is stricter than the
+    paper. On also because within the CPU default's 48 new tokens the default model rarely
+    reaches a \\boxed{} (every group all wrong, no signal)."""
 
     # --- updates
     epochs: int = 1

@@ -59,8 +59,9 @@ class EvalSettings:
     """Sequences generated together."""
     seed: int = 0
     """Sampling seed."""
-    fallback_last_number: bool = False
-    """Count the last number of a response that has no \\boxed{} / #### answer."""
+    fallback_last_number: bool = True
+    """Judge a response with no \\boxed{} / #### / "the answer is" by its last number (as
+    training does by default, so train and eval accuracies compare); see `TrainConfig`."""
     system_prompt: str | None = None
     """Replaces the chat template's default system prompt when set."""
 

@@ -28,6 +28,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT = 120.0  # importing sympy takes ~0.5 s; allow for a loaded machine
+FLOAT_DIGITS = 9  # math-verify's default of 6 makes 0.333333 equal 1/3 and 1.414214 equal √2
 MEMORY_LIMIT_BYTES = 4 * 1024**3  # a runaway sympy integer fails with MemoryError, not swap
 CACHE_SIZE = 4096  # GRPO groups repeat answers; remember recent verdicts
 _CHILD_CODE = "from minimalrl.reward._worker import worker_main; worker_main()"
@@ -40,7 +41,9 @@ def _math_verify_equal(answer: str, gold: str) -> bool:
     """math-verify's verdict on two normalised answers (runs in the worker only).
 
     Both are wrapped in `$...$`: a bare `(3,\\pi/2)` parses to nothing otherwise. Its time limits
-    are off (`None`) because they use signal.alarm; the parent enforces the limit.
+    are off (`None`) because they use signal.alarm; the parent enforces the limit. Floats are
+    compared to FLOAT_DIGITS decimal places, so a decimal equals an exact value only when it
+    carries it to 9 places.
     """
     from math_verify import parse, verify
 
@@ -48,7 +51,9 @@ def _math_verify_equal(answer: str, gold: str) -> bool:
     parsed_answer = parse(f"${answer}$", parsing_timeout=None)  # type: ignore[arg-type]
     if not parsed_gold or not parsed_answer:
         return False
-    return bool(verify(parsed_gold, parsed_answer, timeout_seconds=None))
+    return bool(
+        verify(parsed_gold, parsed_answer, float_rounding=FLOAT_DIGITS, timeout_seconds=None)
+    )
 
 
 def _guard_child() -> None:

@@ -75,8 +75,9 @@ def _after_answer_is(text: str) -> str | None:
             close = rest.find(right, len(left))
             if close > 0:
                 return rest[len(left) : close].strip() or None
-    phrase = re.split(r"\.(?:\s|$)|\n", rest, maxsplit=1)[0].replace("**", "")
-    return phrase.strip().rstrip(".") or None
+    # In prose a `.` or `!` before a space ends the sentence; inside `$...$` (above) `5!` is 120.
+    phrase = re.split(r"[.!](?:\s|$)|\n", rest, maxsplit=1)[0].replace("**", "")
+    return phrase.strip().rstrip(".!") or None
 
 
 def extract_answer(text: str) -> str | None:
@@ -139,24 +140,66 @@ def normalize_answer(s: str) -> str:
     `106^\\circ`, `x = 3`, `204_{5}`); a cheap canonical form lets most pairs be decided by
     string or number comparison without sympy. Percent signs are kept (see `numbers_equal`).
     """
+    return split_unit(s)[0]
+
+
+def split_unit(s: str) -> tuple[str, str | None]:
+    """`normalize_answer(s)` and a key for the trailing unit it removed (`cm^2`), or None.
+
+    The key lets `3 \\text{ m}` differ from `3 \\text{ cm}` while `3 \\text{ cm}` still equals `3`.
+    A degree sign is dropped without a key (`106^\\circ` = `106` = `106 \\text{ degrees}`).
+    """
     s = _strip_wrappers(s)
     s = _DEGREES_RE.sub("", s)
-    s = _TRAILING_UNITS_RE.sub("", s).strip()
+    unit = None
+    if m := _TRAILING_UNITS_RE.search(s):
+        s, unit = s[: m.start()].strip(), _unit_key(m.group())
     if m := _WHOLE_TEXT_RE.match(s):
-        s = m.group(1)
+        s = m.group(1).rstrip("!")  # `\text{yes!}`: in words a `!` is punctuation
     s = _SPACING_RE.sub(" ", re.sub(r"\\!\s*", "", s).replace("{,}", ","))
-    s = re.sub(r"\s+", " ", s).strip().rstrip(".,;:!").strip()
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".,;:").strip()  # not `!`: `5!` is a factorial
     if s.startswith("**") or s.endswith("**"):
         s = s.strip("*").strip()
     if m := _TRAILING_WORDS_RE.match(s):
-        s = m.group(1).strip()
+        s, unit = m.group(1).strip(), _unit_key(s[m.end(1) :]) or unit
     if m := _LHS_RE.match(s):
         s = m.group(1).strip()
     if m := _BASE_RE.match(s):
         s = m.group(1)
     if _THOUSANDS_RE.match(s):
         s = s.replace(",", "")
-    return s
+    return s, unit
+
+
+_UNIT_WORD_RE = re.compile(r"[A-Za-z]+")
+_SQUARE_RE = re.compile(r"\b(square|sq|cubic)\s+([A-Za-z]+)")
+_UNIT_NAMES = {  # full names -> symbols, so `3 \text{ meters}` = `3 \text{ m}`
+    "meter": "m", "metre": "m", "centimeter": "cm", "centimetre": "cm", "millimeter": "mm",
+    "millimetre": "mm", "kilometer": "km", "kilometre": "km", "inch": "in", "foot": "ft",
+    "feet": "ft", "yard": "yd", "mile": "mi", "second": "s", "sec": "s", "minute": "min",
+    "hour": "h", "hr": "h", "gram": "g", "kilogram": "kg", "pound": "lb", "lbs": "lb",
+}  # fmt: skip
+
+
+def _unit_word(word: str) -> str:
+    """A unit word's symbol: `Inches` -> `in`; words of 1-2 letters (`m`, `Mm`) keep their case."""
+    if len(word) < 3:
+        return word
+    w = word.lower()
+    if w.endswith(("ches", "shes", "sses", "xes")):
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith("ss") and len(w) > 3:
+        w = w[:-1]
+    return _UNIT_NAMES.get(w, w)
+
+
+def _unit_key(text: str) -> str | None:
+    """`\\mbox{ square inches}` -> `in^2`, `\\mathrm{~km} / \\mathrm{s}` -> `km/s`; None if none."""
+    s = re.sub(r"\\(?:text|textrm|textnormal|mathrm|mbox|rm|operatorname)", " ", text)
+    s = re.sub(r"[{}~]", " ", _SPACING_RE.sub(" ", s)).replace("\\cdot", "*")
+    s = _SQUARE_RE.sub(lambda m: f"{m[2]}^{3 if m[1] == 'cubic' else 2}", s)
+    s = _UNIT_WORD_RE.sub(lambda m: _unit_word(m.group()), s)
+    return re.sub(r"\s+", "", s).strip("/*") or None
 
 
 # --- plain numbers (the fast path) --------------------------------------------------------
@@ -215,7 +258,7 @@ def parse_number(s: str) -> Fraction | None:
 
 def _word_form(s: str) -> tuple[str, bool]:
     """Lower-case words of an answer with `\\text{}` unwrapped; flag whether it was wrapped."""
-    s = _strip_wrappers(s).strip().rstrip(".")
+    s = _strip_wrappers(s).strip().rstrip(".!")
     wrapped = _WHOLE_TEXT_RE.match(s)
     if wrapped:
         s = wrapped.group(1)

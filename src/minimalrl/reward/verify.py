@@ -12,6 +12,26 @@ Three tiers, cheapest first:
    works in the main thread.
 
 Model text is never evaluated: only latex2sympy parses it, and only inside the worker.
+
+Conventions (each pinned by a test in tests/test_reward_verify.py):
+
+- percent: `50\\%` equals `50` (a gold often leaves the sign out of a "what percent" answer, and
+  the paper's math-verify reward accepts it) and `0.5` (its value); `5\\%` does not equal `50`.
+- decimals count at their written value: `0.5` = `1/2`, but `0.333333` != `1/3` and
+  `3.000001` != `3`. Only floating-point noise is forgiven: 1e-9 relative on plain numbers, 9
+  decimal places in math-verify (whose default of 6 would accept `1.414214` for `\\sqrt{2}`).
+- units: a trailing `\\text{}` / `\\mathrm{}` unit or unit word is compared when both sides
+  have one (`3 m` != `3 cm`; `3 \\text{ centimeters}` = `3 \\text{ cm}`, `\\text{ square inches}`
+  = `\\text{ in}^2`); a unit on one side only is accepted (`3 cm` = `3`); a degree sign is
+  ignored. Spellings outside a small table of names (`feet` = `ft`) count as different units.
+- `!` is a factorial in math (`\\boxed{5!}` = 120); only prose or a word answer ends with one.
+- identical normal forms are equal without evaluation (`9^{9^{9^{9}}}` equals itself), except
+  a division by a literal zero, which is undefined and never equal.
+- refused as wrong before sympy: answers over MAX_ANSWER_CHARS, nested over MAX_NESTING (10)
+  brackets deep, or with towers / huge numeric exponents. At the nesting bound sympy answers in
+  <= 0.6 s (see MAX_NESTING), so deep nesting no longer meets the time limit; an expression
+  costly to simplify rather than to parse (`(x+y+1)^{60}`, or ~1000 characters of linear factors:
+  ~4 s each) still relies on the `timeout`, and near it the verdict can depend on machine load.
 """
 
 from __future__ import annotations
@@ -26,9 +46,9 @@ from minimalrl.reward.extract import (
     extract_answer,
     last_number,
     match_brace,
-    normalize_answer,
     parse_number,
     split_percent,
+    split_unit,
     text_answer_key,
     words_equal,
 )
@@ -36,10 +56,16 @@ from minimalrl.reward.extract import (
 logger = logging.getLogger(__name__)
 
 MAX_ANSWER_CHARS = 1000  # the longest Minerva gold is ~150 characters
-MAX_NESTING = 24  # math-verify's parse time grows steeply with nested brackets (depth 20: ~1 s)
+# Deeper answers are refused before sympy, so no verdict depends on machine load. Measured on 2
+# shared cores (load 4.6): at depth 10 every family tried (parens, brackets, \frac, continued
+# fractions, \sqrt[3]) finishes in <= 0.6 s; past 10 continued fractions double per level
+# (12: 1.2 s, 14: 2.9 s, 16: 15 s) and nested \frac at 16 takes 2.7 s. Golds nest at most 4 deep.
+MAX_NESTING = 10
 MAX_EXPONENT_DEPTH = 2  # `e^{-x^2}` is fine; `a^{b^{c^{d}}}` is refused
 MAX_EXPONENT_LOG10 = 4.0  # a numeric exponent above 10^4: `10^{10^{10}}` has 10^10 digits
-REL_TOL = Fraction(1, 10**6)  # slack for decimals, matching math-verify's 6-digit rounding
+# A decimal counts at its written value: 0.333333 is not 1/3 and 3.000001 is not 3. The slack only
+# absorbs floating-point noise (0.30000000000000004 = 0.3); the sympy tier rounds to 9 places.
+REL_TOL = Fraction(1, 10**9)
 
 _ZERO_DIV_RE = re.compile(
     r"\\frac\s*(?:\{[^{}]*\}|\w)\s*(?:\{\s*[+-]?0+(?:\.0*)?\s*\}|0)|/\s*[+-]?0+(?![\d.])"
@@ -131,7 +157,7 @@ def numbers_equal(answer: str, gold: str) -> bool | None:
     """Compare two normalised plain numbers; None if either is not a plain number.
 
     A side written with `%` also matches its value / 100 (`50\\%` = `50` = `0.5`), as in
-    math-verify. Decimals get a 1e-6 relative slack; integers and fractions compare exactly.
+    math-verify. Integers and fractions compare exactly; a decimal within 1e-9 relative (noise).
     """
     (a_body, a_pct), (g_body, g_pct) = split_percent(answer), split_percent(gold)
     x, y = parse_number(a_body), parse_number(g_body)
@@ -150,11 +176,15 @@ def _quick_verdict(answer: str | None, gold: str) -> bool | tuple[str, str]:
     gold_key = text_answer_key(gold)
     if gold_key is not None:
         return words_equal(answer, gold_key)
-    a, g = normalize_answer(answer), normalize_answer(gold)
-    if not a or not g or too_hard(a) or too_hard(g):
-        return False
-    if a == g:
+    (a, a_unit), (g, g_unit) = split_unit(answer), split_unit(gold)
+    if a_unit and g_unit and a_unit != g_unit:
+        return False  # `3 \\text{ m}` is not `3 \\text{ cm}`; a unit on one side only is fine
+    if not a or not g or _ZERO_DIV_RE.search(a) or _ZERO_DIV_RE.search(g):
+        return False  # `\frac{1}{0}` is undefined, so not equal even to itself
+    if a == g:  # the same expression, even one too big to evaluate (`9^{9^{9^{9}}}`)
         return True
+    if too_hard(a) or too_hard(g):
+        return False
     same = numbers_equal(a, g)
     return (a, g) if same is None else same
 
@@ -174,7 +204,7 @@ def verify_batch(
     responses: list[str],
     golds: list[str],
     *,
-    fallback_last_number: bool = False,
+    fallback_last_number: bool = True,
     timeout: float = 5.0,
 ) -> list[bool]:
     """Score many responses against their gold answers; see `is_correct`.
@@ -207,13 +237,14 @@ def is_correct(
     response_text: str,
     gold: str,
     *,
-    fallback_last_number: bool = False,
+    fallback_last_number: bool = True,
     timeout: float = 5.0,
 ) -> bool:
     """Whether the final answer of `response_text` is mathematically equivalent to `gold`.
 
     The answer is the last `\\boxed{}`, `#### N` or "the answer is ..." (see `extract_answer`);
-    with `fallback_last_number`, a response with none of these is judged by its last number.
+    with `fallback_last_number` (on by default, as in `TrainConfig`), a response with none of
+    these is judged by its last plain number; off, it is wrong.
     Returns within about `timeout` seconds once the worker runs (its one-off start, ~0.5 s, is
     not counted) and never raises on any text. Safe from any thread; concurrent callers share
     one worker and take turns.
