@@ -15,8 +15,7 @@ if [ "${1:-}" = long ]; then
         --set iterations=20 --set eval_every=5 --set save_every=5)
 fi
 mkdir -p $LOG
-RESUME=()
-[ -e "$OUT/checkpoints/latest" ] && RESUME=(--resume)
+RESUME=(--resume auto)  # continue a checkpoint if there is one, else start
 /usr/bin/time -v -o $LOG/time.txt .venv/bin/minimalrl train "${ARGS[@]}" --output $OUT \
   --no-progress "${RESUME[@]}" >> $LOG/train.log 2>&1
 cp $OUT/metrics.jsonl $LOG/

@@ -152,7 +152,7 @@ def test_failed_save_never_becomes_latest(tiny_model_dir, toy_task, tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(ck.torch, "save", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match=r"no space left on device.*iter_000001 is intact"):
         trainer.save(2)
     assert latest_checkpoint(tmp_path / "checkpoints").name == "iter_000001"
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))

@@ -9,6 +9,8 @@ Layout of OUTPUT/checkpoints/:
 
 A checkpoint is written into a temporary folder and renamed when complete, and `latest` is replaced
 atomically, so a crash or a full disk mid-save never leaves a half-written checkpoint as the latest.
+A save that fails (full disk, read-only place) raises CheckpointError naming the folder and cause
+and saying that the previous checkpoint is intact.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from minimalrl import fsdp
+from minimalrl.output import describe_write_error
 
 # Fields that may differ on resume: they do not change what the first iterations compute.
 RESUMABLE_CHANGES = frozenset(
@@ -34,7 +38,12 @@ RESUMABLE_CHANGES = frozenset(
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be resumed: missing, incomplete, or from another configuration."""
+    """A checkpoint that cannot be resumed (missing, incomplete, from another configuration) or
+    could not be written."""
+
+
+# How torch and safetensors report a write that failed (torch wraps ENOSPC in a RuntimeError).
+WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)
 
 
 @dataclass
@@ -86,13 +95,12 @@ def save_checkpoint(
 
     `model_state` / `critic_state`: full weights gathered from a sharded (FSDP) model, written
     in place of the module's own (sharded) state dict."""
-    root.mkdir(parents=True, exist_ok=True)
     name = f"iter_{iteration:06d}"
     final = root / name
     tmp = root / f".tmp-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        tmp.mkdir()
+        tmp.mkdir(parents=True)
         model.save_pretrained(tmp / "policy", state_dict=model_state)
         tokenizer.save_pretrained(tmp / "policy")  # type: ignore[attr-defined]
         if critic is not None:
@@ -105,12 +113,28 @@ def save_checkpoint(
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-    except BaseException:
+        _write_text_atomic(root / "latest", name + "\n")
+    except BaseException as err:
+        # Measured before the clean-up frees the space the partial checkpoint took.
+        failure = _save_failure(err, root, name) if isinstance(err, WRITE_ERRORS) else None
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _write_text_atomic(root / "latest", name + "\n")
+        (root / "latest.tmp").unlink(missing_ok=True)
+        if failure is None:
+            raise
+        raise CheckpointError(failure) from err
     _prune(root, keep, current=name)
     return final
+
+
+def _save_failure(err: BaseException, root: Path, name: str) -> str:
+    """One line: which checkpoint was not written, why, and what is still there."""
+    previous = latest_checkpoint(root)
+    kept = (
+        f"{previous.name} is intact and still the latest"
+        if previous is not None
+        else "there is no earlier checkpoint"
+    )
+    return f"{root / name}: checkpoint not written ({describe_write_error(err, root)}); {kept}"
 
 
 def _prune(root: Path, keep: int, current: str) -> None:
@@ -127,6 +151,41 @@ def latest_checkpoint(root: Path) -> Path | None:
         return None
     path = root / pointer.read_text().strip()
     return path if (path / "trainer_state.pt").is_file() else None
+
+
+def resume_point(output: Path, resume: bool | str) -> Path | None:
+    """The checkpoint a run in `output` starts from (None: the beginning), checked before any work.
+
+    `resume`: False (a new run: refused where one is already), True (continue: refused where there
+    is no checkpoint, a misspelt folder most often) or "auto" (continue if there is a checkpoint,
+    else start, dropping the metrics rows of a run that never saved)."""
+    ckpt = latest_checkpoint(output / "checkpoints")
+    rows = _count_rows(output / "metrics.jsonl")
+    if ckpt is not None and not resume:
+        raise CheckpointError(
+            f"{output} already holds a run (checkpoint {ckpt.name}, {rows} metrics rows); pass "
+            "--resume to continue it, or delete the folder or pick another --output to start over"
+        )
+    if ckpt is None and rows and resume != "auto":
+        raise CheckpointError(
+            f"{output} holds {rows} metrics rows but no checkpoint to resume; delete the folder "
+            "or pick another --output to start over (or pass --resume auto to start over there)"
+        )
+    if ckpt is None and resume is True:
+        raise CheckpointError(
+            f"--resume: no checkpoint in {output / 'checkpoints'} (is the folder right?); drop "
+            "--resume to start a new run there, or pass --resume auto to start one when none is"
+        )
+    return ckpt
+
+
+def _count_rows(path: Path) -> int:
+    """Non-blank lines of a metrics.jsonl (0 when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.strip())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return 0
 
 
 def check_config(

@@ -7,10 +7,19 @@ nothing ends in a bare traceback for bad input.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""A shell's code for a command stopped by Ctrl-C (128 + SIGINT): a stopped run is unfinished."""
+
+
+def _resume_mode(value: str) -> str:
+    if value != "auto":
+        raise argparse.ArgumentTypeError(f"expected nothing or 'auto', got {value!r}")
+    return value
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +34,21 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="override one config field (repeatable)",
     )
     p.add_argument("--output", required=True, help="run directory (metrics, checkpoints)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    p.add_argument("--force", action="store_true", help="resume even if the config differs")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_resume_mode,
+        metavar="auto",
+        help="continue from the latest checkpoint (an error if there is none); "
+        "`--resume auto`: continue if there is one, else start",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="resume even if the config differs (the config's values then run)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -86,20 +108,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from minimalrl.config import build_config, parse_assignments
-    from minimalrl.trainer import train
+    from minimalrl.trainer import Trainer
 
     overrides: dict[str, object] = dict(parse_assignments(args.set))
     if args.algo:
         overrides["algo"] = args.algo
     cfg = build_config(args.config, overrides)
-    records = train(
+    trainer = Trainer(
         cfg, args.output, resume=args.resume, force=args.force, progress=not args.no_progress
     )
+    records = trainer.run()
+    if trainer.stopped_early:
+        done = records[-1]["iteration"] if records else trainer.start_iteration
+        print(
+            f"minimalrl train: stopped by Ctrl-C after iteration {done} of {cfg.iterations} "
+            f"(checkpoint saved); to go on: {resume_command(args)}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     evals = [r["eval_accuracy"] for r in records if r.get("eval_accuracy") is not None]
     if evals:
         print(f"eval accuracy: first {evals[0]:.3f}, last {evals[-1]:.3f}")
     print(f"metrics: {Path(args.output) / 'metrics.jsonl'}")
     return 0
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The `minimalrl train` command line that continues the run of `args`."""
+    argv = ["minimalrl", "train"]
+    if args.algo:
+        argv += ["--algo", args.algo]
+    if args.config:
+        argv += ["--config", args.config]
+    for item in args.set:
+        argv += ["--set", item]
+    argv += ["--output", args.output, "--resume"]
+    if args.no_progress:
+        argv.append("--no-progress")
+    return shlex.join(argv)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -109,7 +155,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from minimalrl.allocator import keep_freed_memory
     from minimalrl.data import load_problems
-    from minimalrl.evaluate import EvalSettings, evaluate, format_summary, write_result
+    from minimalrl.evaluate import EvalSettings, ResultWriter, evaluate, format_summary
     from minimalrl.models import load_policy
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -127,14 +173,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         fallback_last_number=args.fallback_last_number,
     )
     problems = load_problems(args.benchmark, limit=args.limit)
-    model, tokenizer = load_policy(args.model)
-    model.eval()
-    result = evaluate(model, tokenizer, problems, settings, progress=not args.no_progress)
+    writer = ResultWriter(args.output) if args.output else None  # checked before the work
+    try:
+        model, tokenizer = load_policy(args.model)
+        model.eval()
+        result = evaluate(
+            model,
+            tokenizer,
+            problems,
+            settings,
+            progress=not args.no_progress,
+            on_samples=writer.add if writer else None,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
     result.summary["model"] = args.model
     result.summary["benchmark"] = args.benchmark
     print(format_summary(result.summary))
-    if args.output:
-        write_result(result, args.output)
+    if writer is not None:
+        writer.finish(result)
         print(f"wrote {args.output}/summary.json and samples.jsonl")
     return 0
 
@@ -166,10 +224,22 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _error_line(err: Exception) -> str:
+    """The message; for an OS error no narrower message was made for (a write that failed), the
+    path and the cause in words."""
+    if not isinstance(err, OSError) or isinstance(err, FileNotFoundError):
+        return str(err)
+    from minimalrl.output import describe_write_error
+
+    where = Path(err.filename) if err.filename else Path.cwd()
+    return f"{where}: {describe_write_error(err, where)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     from minimalrl.checkpoint import CheckpointError
     from minimalrl.config import ConfigError
     from minimalrl.data import DataError
+    from minimalrl.output import OutputError
     from minimalrl.update import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
@@ -186,9 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         commands["compare"] = cmd_compare
     try:
         return commands[args.command](args)
-    except (ConfigError, DataError, CheckpointError, FileNotFoundError, ValueError) as err:
-        print(f"minimalrl {args.command}: error: {err}", file=sys.stderr)
+    except (ConfigError, DataError, CheckpointError, OutputError, OSError, ValueError) as err:
+        print(f"minimalrl {args.command}: error: {_error_line(err)}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        how = (
+            f"; the last saved checkpoint is kept, to go on: {resume_command(args)}"
+            if args.command == "train"
+            else ""
+        )
+        print(f"minimalrl {args.command}: aborted by Ctrl-C{how}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except NonFiniteLossError as err:
         print(
             f"minimalrl {args.command}: stopped: {err}; the last good checkpoint is kept",

@@ -113,7 +113,7 @@ def _run_one(cfg: TrainConfig, run_dir: Path, final: FinalEval, progress: bool) 
     done = run_dir / "final_eval.json"
     if done.is_file():
         return json.loads(done.read_text())
-    train(cfg, run_dir, resume=True, progress=progress)
+    train(cfg, run_dir, resume="auto", progress=progress)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None or ckpt.name != f"iter_{cfg.iterations:06d}":
         # Stopped early (Ctrl-C saves and returns): leave the run unfinished, to resume later.

@@ -6,7 +6,9 @@ A run is described by this record alone: YAML files and `--set key=value` only f
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -191,6 +193,7 @@ class TrainConfig:
             alg = get_algorithm(self.algo)
         except (KeyError, ValueError) as err:
             raise ConfigError(f"algo: {err}") from None
+        _check_numbers(self)
         positive = (
             "iterations",
             "prompts_per_iteration",
@@ -282,6 +285,22 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+def _check_numbers(cfg: TrainConfig) -> None:
+    """Every numeric field holds finite numbers (NaN passes every `<` test); adam_betas is a pair
+    in [0, 1)."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        items = value if isinstance(value, tuple | list) else (value,)
+        for item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
+    betas = cfg.adam_betas
+    if not isinstance(betas, tuple | list) or len(betas) != 2:
+        raise ConfigError(f"adam_betas must be two numbers such as 0.9,0.999, got {betas}")
+    if not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
+        raise ConfigError(f"adam_betas must each be in [0, 1), got {betas}")
+
+
 def field_docs(cls: type = TrainConfig) -> dict[str, str]:
     """Each field's docstring (the string literal after it), read from the source."""
     import ast
@@ -323,7 +342,7 @@ def _coerce(name: str, value: object) -> object:
                 raise ValueError(value)
             return int(value)  # type: ignore[arg-type]
         if base is float:
-            return float(value)  # type: ignore[arg-type]
+            return float(value)  # type: ignore[arg-type]  (nan/inf too: validate names them)
         if typing.get_origin(base) is tuple:
             items = value if isinstance(value, list | tuple) else str(value).split(",")
             return tuple(float(v) for v in items)
@@ -350,13 +369,24 @@ def build_config(
             raise ConfigError(f"{path}: expected a mapping of config keys")
         for key, value in loaded.items():
             if key not in known:
-                raise ConfigError(f"{path}: unknown config key {key!r}; known: {sorted(known)}")
+                raise ConfigError(f"{path}: {unknown_key_message(key, known)}")
             values[key] = _coerce(key, value)
     for key, value in (overrides or {}).items():
         if key not in known:
-            raise ConfigError(f"unknown config key {key!r}; known: {sorted(known)}")
+            raise ConfigError(unknown_key_message(key, known))
         values[key] = _coerce(key, value)
     return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def unknown_key_message(key: object, known: set[str]) -> str:
+    """One short line: the unknown key and the closest field name (not all ~60 of them)."""
+    close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.5)
+    hint = (
+        f"did you mean {close[0]!r}?"
+        if close
+        else "see the fields of TrainConfig in minimalrl/config.py"
+    )
+    return f"unknown config key {key!r}; {hint}"
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from minimalrl.data import Problem, build_prompts
+from minimalrl.output import OutputError, describe_write_error, prepare_output
 from minimalrl.reward import extract_answer, last_number, verify_batch
 from minimalrl.rollout import HFBackend, RolloutBackend, SamplingParams
 
@@ -70,6 +73,10 @@ class EvalSettings:
             raise ValueError(f"k must be >= 1, got {self.k}")
         if self.k > 1 and self.temperature <= 0:
             raise ValueError("k > 1 samples need temperature > 0 (greedy samples are identical)")
+        if not 0 <= self.temperature < math.inf:  # also refuses nan
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ValueError("max_new_tokens and batch_size must be >= 1")
 
@@ -108,6 +115,39 @@ def _summarise(rows: list[dict], problems: list[Problem], k: int) -> dict:
     return summary
 
 
+def _verify_problems(
+    problems: list[Problem], responses: list[list[str]], settings: EvalSettings
+) -> tuple[list[dict], list[list[dict]], list[bool]]:
+    """Per problem: its scores row and its sample records; and the verdicts under the other
+    answer rule (so one run reports what the "last number" fallback changes)."""
+    flat = [r for rs in responses for r in rs]
+    golds = [p.answer for p, rs in zip(problems, responses) for _ in rs]
+    verdicts = verify_batch(flat, golds, fallback_last_number=settings.fallback_last_number)
+    other = verify_batch(flat, golds, fallback_last_number=not settings.fallback_last_number)
+    rows, samples = [], []
+    for i, p in enumerate(problems):
+        v = verdicts[i * settings.k : (i + 1) * settings.k]
+        rows.append(_score_problem(p, responses[i], v, settings.k))
+        mine = []
+        for j, (text, ok) in enumerate(zip(responses[i], v)):
+            answer = extract_answer(text)
+            if answer is None and settings.fallback_last_number:
+                answer = last_number(text)
+            mine.append(
+                {
+                    "id": p.id,
+                    "sample": j,
+                    "question": p.question,
+                    "gold": p.answer,
+                    "response": text,
+                    "extracted": answer,
+                    "correct": bool(ok),
+                }
+            )
+        samples.append(mine)
+    return rows, samples, other
+
+
 @torch.inference_mode()
 def evaluate(
     model: nn.Module,
@@ -117,8 +157,12 @@ def evaluate(
     *,
     backend: RolloutBackend | None = None,
     progress: bool = True,
+    on_samples: Callable[[list[dict]], None] | None = None,
 ) -> EvalResult:
-    """Generate k responses per problem, verify them, and summarise accuracy."""
+    """Generate k responses per problem, verify them, and summarise accuracy.
+
+    `on_samples` receives each batch's verified sample records as soon as they are made (to write
+    them as they come: a run stopped midway keeps what it did)."""
     if not problems:
         raise ValueError("no problems to evaluate")
     backend = backend or HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
@@ -126,7 +170,9 @@ def evaluate(
     ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad less
     per_batch = max(1, settings.batch_size // settings.k)
-    responses: list[list[str]] = [[] for _ in problems]
+    rows: list[dict] = [{} for _ in problems]
+    samples: list[list[dict]] = [[] for _ in problems]
+    other: list[bool] = []
     tokens = 0
     start = time.perf_counter()
     bar = tqdm(total=len(problems), desc="eval", disable=not progress, unit="problem")
@@ -146,35 +192,18 @@ def evaluate(
             out.response_ids_BR.masked_fill(out.response_mask_BR == 0, tokenizer.pad_token_id),
             skip_special_tokens=True,
         )
-        for row, text in enumerate(texts):
-            responses[chunk[row // settings.k]].append(text)
+        responses = [texts[r * settings.k : (r + 1) * settings.k] for r in range(len(chunk))]
+        chunk_rows, chunk_samples, chunk_other = _verify_problems(
+            [problems[i] for i in chunk], responses, settings
+        )
+        for i, row, mine in zip(chunk, chunk_rows, chunk_samples):
+            rows[i], samples[i] = row, mine
+        other += chunk_other
+        if on_samples is not None:
+            on_samples([s for mine in chunk_samples for s in mine])
         bar.update(len(chunk))
     bar.close()
     seconds = time.perf_counter() - start
-    flat = [r for rs in responses for r in rs]
-    golds = [p.answer for p, rs in zip(problems, responses) for _ in rs]
-    verdicts = verify_batch(flat, golds, fallback_last_number=settings.fallback_last_number)
-    # The other answer rule too, so one run reports what the "last number" fallback changes.
-    other = verify_batch(flat, golds, fallback_last_number=not settings.fallback_last_number)
-    rows, samples = [], []
-    for i, p in enumerate(problems):
-        v = verdicts[i * settings.k : (i + 1) * settings.k]
-        rows.append(_score_problem(p, responses[i], v, settings.k))
-        for j, (text, ok) in enumerate(zip(responses[i], v)):
-            answer = extract_answer(text)
-            if answer is None and settings.fallback_last_number:
-                answer = last_number(text)
-            samples.append(
-                {
-                    "id": p.id,
-                    "sample": j,
-                    "question": p.question,
-                    "gold": p.answer,
-                    "response": text,
-                    "extracted": answer,
-                    "correct": bool(ok),
-                }
-            )
     summary = _summarise(rows, problems, settings.k)
     rule, other_rule = (
         ("last_number", "strict") if settings.fallback_last_number else ("strict", "last_number")
@@ -188,17 +217,62 @@ def evaluate(
         tokens_per_second=tokens / seconds,
         settings=settings.__dict__,
     )
-    return EvalResult(summary, samples)
+    return EvalResult(summary, [s for mine in samples for s in mine])
 
 
 def write_result(result: EvalResult, output: str | Path) -> None:
-    """DIR/summary.json and DIR/samples.jsonl (every response, its answer and verdict)."""
+    """DIR/summary.json and DIR/samples.jsonl (every response, its answer and verdict), each
+    replaced atomically."""
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-    with open(out / "samples.jsonl", "w") as f:
-        for s in result.samples:
-            f.write(json.dumps(s) + "\n")
+    _write_atomic(out / "samples.jsonl", "".join(json.dumps(s) + "\n" for s in result.samples))
+    _write_atomic(out / "summary.json", json.dumps(result.summary, indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class ResultWriter:
+    """Writes DIR/samples.jsonl as the samples come (`add`, flushed per batch), then the summary
+    and the samples in problem order (`finish`). The folder is checked on creation, before any
+    work, so an unwritable --output fails at once and a failure midway keeps the samples so far."""
+
+    def __init__(self, output: str | Path):
+        self.dir = prepare_output(output)
+        self.path = self.dir / "samples.jsonl"
+        try:
+            self._file = open(self.path, "w")  # noqa: SIM115 (open for the whole evaluation)
+        except OSError as err:
+            raise OutputError(f"{self.path}: {describe_write_error(err, self.dir)}") from None
+
+    def add(self, samples: list[dict]) -> None:
+        try:
+            self._file.write("".join(json.dumps(s) + "\n" for s in samples))
+            self._file.flush()
+        except OSError as err:
+            raise OutputError(
+                f"{self.path}: cannot write the samples ({describe_write_error(err, self.dir)})"
+            ) from None
+
+    def finish(self, result: EvalResult) -> None:
+        self._file.close()
+        try:
+            write_result(result, self.dir)
+        except OSError as err:
+            raise OutputError(
+                f"{self.dir}: cannot write the summary ({describe_write_error(err, self.dir)}); "
+                f"{self.path} holds every sample, in batch order"
+            ) from None
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def format_summary(summary: dict) -> str:

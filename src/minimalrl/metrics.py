@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from pathlib import Path
+
+from minimalrl.output import OutputError, describe_write_error
 
 # Every iteration's record has these keys (a test pins the schema).
 ITERATION_KEYS = (
@@ -15,12 +19,34 @@ ITERATION_KEYS = (
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """All records of a metrics.jsonl (a directory holding one, or the file)."""
+    """All records of a metrics.jsonl (a directory holding one, or the file).
+
+    Raises ValueError naming the file and line of a record that is not JSON."""
+    records, torn = _read_records(path)
+    if torn is not None:
+        raise ValueError(torn)
+    return records
+
+
+def _read_records(path: str | Path) -> tuple[list[dict], str | None]:
+    """The records, and a message when the last line is torn (cut off mid-write: a crash or a full
+    disk during an append); that line is left out. A bad line before the last raises ValueError."""
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records, torn = [], None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            message = f"{path}:{lineno}: not a JSON record ({err.msg} at column {err.colno})"
+            if lineno < len(lines):
+                raise ValueError(message) from None
+            torn = message
+    return records, torn
 
 
 class MetricsWriter:
@@ -31,9 +57,7 @@ class MetricsWriter:
     ):
         self.path = output / "metrics.jsonl"
         if truncate_after is not None and self.path.exists():
-            # On resume, drop records of iterations the checkpoint does not cover.
-            kept = [r for r in read_metrics(self.path) if r.get("iteration", 0) < truncate_after]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            self._truncate(truncate_after)
         self._tb = None
         if tensorboard:
             try:
@@ -43,10 +67,26 @@ class MetricsWriter:
             except ImportError:  # tensorboard is optional for logging
                 self._tb = None
 
+    def _truncate(self, truncate_after: int) -> None:
+        """On resume, keep the records of the iterations the checkpoint covers (it is the truth):
+        later ones and a torn last line go, replaced atomically (a crash here loses nothing)."""
+        records, torn = _read_records(self.path)
+        if torn is not None:
+            print(f"{torn}; dropped this torn last line (the checkpoint holds the truth)",
+                  file=sys.stderr)  # fmt: skip
+        kept = [r for r in records if r.get("iteration", 0) < truncate_after]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, self.path)
+
     def write(self, record: dict) -> None:
         clean = {k: _jsonable(v) for k, v in record.items()}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(clean) + "\n")
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(clean) + "\n")
+        except OSError as err:
+            cause = describe_write_error(err, self.path.parent)
+            raise OutputError(f"{self.path}: cannot append the record ({cause})") from None
         if self._tb is not None:
             step = int(clean.get("iteration", 0))
             for key, value in clean.items():

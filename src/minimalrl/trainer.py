@@ -31,10 +31,10 @@ from minimalrl.allocator import keep_freed_memory
 from minimalrl.checkpoint import (
     TrainerState,
     check_config,
-    latest_checkpoint,
     load_critic_weights,
     load_policy_weights,
     load_trainer_state,
+    resume_point,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -48,6 +48,7 @@ from minimalrl.experience import build_experience, reduce_metrics, rollout_metri
 from minimalrl.logprobs import backbone_and_head, logprob_temperature
 from minimalrl.metrics import MetricsWriter
 from minimalrl.models import apply_lora, load_policy
+from minimalrl.output import prepare_output
 from minimalrl.reference import Reference
 from minimalrl.reward import verify_batch
 from minimalrl.rollout import HFBackend, SamplingParams, score_rollout
@@ -80,19 +81,54 @@ def _seed(*parts: int) -> int:
     return hash(tuple(parts)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def apply_optimizer_config(
+    optimizer: torch.optim.Optimizer, *, lr: float, lr_now: float, **settings: object
+) -> list[str]:
+    """Set the config's base `lr` (scheduled to `lr_now`) and other `settings` (betas, weight
+    decay...) on every param group of an optimizer whose saved state was just loaded, so what the
+    config says is what runs. Returns "name old -> new" for each setting that changed."""
+    changes = []
+    for group in optimizer.param_groups:
+        old = {"lr": group.get("initial_lr", group["lr"]), **{k: group[k] for k in settings}}
+        new = {"lr": lr, **settings}
+        changes += [f"{k} {old[k]} -> {v}" for k, v in new.items() if _norm(old[k]) != _norm(v)]
+        group.update(settings, lr=lr_now)
+        if "initial_lr" in group:  # the base a scheduler scales
+            group["initial_lr"] = lr
+    return list(dict.fromkeys(changes))
+
+
+def _norm(value: object) -> object:
+    return list(value) if isinstance(value, tuple | list) else value
+
+
 class Trainer:
-    """Holds the models, optimizers and data of one run; `run()` trains to the last iteration."""
+    """Holds the models, optimizers and data of one run; `run()` trains to the last iteration.
+
+    `resume`: False starts a run (refused in a folder that holds one), True continues the latest
+    checkpoint (refused where there is none), "auto" continues one if there is one, else starts."""
 
     def __init__(
         self,
         cfg: TrainConfig,
         output: str | Path,
         *,
-        resume: bool = False,
+        resume: bool | str = False,
         force: bool = False,
         progress: bool = True,
     ):
         self.cfg, self.output = cfg, Path(output)
+        if resume not in (False, True, "auto"):
+            raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
+        # Bad data or a bad folder must show before the model loads, and leave no folder behind.
+        self._load_problems()
+        self._checkpoint = resume_point(self.output, resume)
+        if self._checkpoint is not None:
+            saved = json.loads((self._checkpoint / "config.json").read_text())
+            check_config(
+                saved, cfg.to_dict(), force=force, where=self._checkpoint,
+                defaults=TrainConfig().to_dict(),
+            )  # fmt: skip
         device = resolve_device(cfg.device)
         if cfg.keep_freed_memory and device == "cpu":
             keep_freed_memory()  # first: mallopt is not thread-safe, gloo starts threads
@@ -104,20 +140,20 @@ class Trainer:
             )
         self.progress = progress and self.ctx.is_main
         if self.ctx.is_main:
-            self.output.mkdir(parents=True, exist_ok=True)
+            prepare_output(self.output)
         torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.alg = get_algorithm(cfg.algo)
         self._build_models()
-        self._load_data()
+        self._tokenize_prompts()
         eos = [self.tokenizer.eos_token_id]
         rollout_dtype = {"fp32": None, "bf16": torch.bfloat16}[cfg.rollout_precision]
         self.backend = HFBackend(self.model, self.tokenizer.pad_token_id, eos, rollout_dtype)
         self.start_iteration = 0
-        if resume:
-            self._resume(force)
+        if self._checkpoint is not None:
+            self._resume(self._checkpoint)
         self.metrics = (
             # A resumed run keeps the records its checkpoint covers; a fresh one starts empty.
             MetricsWriter(
@@ -127,6 +163,8 @@ class Trainer:
             else None
         )
         self._stop_requested = False
+        self.stopped_early = False
+        """True when `run()` returned before the last iteration (Ctrl-C): the run is unfinished."""
 
     def _build_models(self) -> None:
         """Policy (optionally LoRA), reference, critic, their optimizers and the lr schedule."""
@@ -180,12 +218,14 @@ class Trainer:
         return torch.autocast(device_type, torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     # ----------------------------------------------------------------- data
-    def _load_data(self) -> None:
+    def _load_problems(self) -> None:
         cfg = self.cfg
         self.problems = load_problems(cfg.train_data)
-        prompts = build_prompts(self.tokenizer, self.problems, system_prompt=cfg.system_prompt)
-        self.prompt_ids = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
         self.eval_problems = load_problems(cfg.eval_data) if cfg.eval_data else []
+
+    def _tokenize_prompts(self) -> None:
+        prompts = build_prompts(self.tokenizer, self.problems, system_prompt=self.cfg.system_prompt)
+        self.prompt_ids = [self.tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
 
     def prompt_indices(self, iteration: int) -> list[int]:
         """The M prompts of an iteration: consecutive slices of per-epoch shuffles of the data."""
@@ -400,14 +440,8 @@ class Trainer:
         else:
             optimizer.load_state_dict(state)
 
-    def _resume(self, force: bool) -> None:
-        path = latest_checkpoint(self.output / "checkpoints")
-        if path is None:
-            return  # nothing saved yet: start from the beginning
-        saved = json.loads((path / "config.json").read_text())
-        check_config(
-            saved, self.cfg.to_dict(), force=force, where=path, defaults=TrainConfig().to_dict()
-        )
+    def _resume(self, path: Path) -> None:
+        """Weights, optimizers, schedule and RNG from `path` (its config was checked already)."""
         load_policy_weights(self.model, path / "policy")
         state = load_trainer_state(path)
         self._load_optimizer_state(self.model, self.optimizer, state.optimizer)
@@ -422,6 +456,31 @@ class Trainer:
                     self.critic_scheduler.last_epoch = state.iteration
         set_rng_state(state.rng)
         self.start_iteration = state.iteration
+        self._apply_config_to_optimizers()
+
+    def _apply_config_to_optimizers(self) -> None:
+        """The saved optimizers carry the checkpoint's lr, betas and weight decay; a forced resume
+        may have changed them: run the config's, and say what changed."""
+        cfg = self.cfg
+        betas = tuple(cfg.adam_betas)
+        changes = apply_optimizer_config(
+            self.optimizer,
+            lr=cfg.lr,
+            lr_now=cfg.lr * lr_factor(self.scheduler.last_epoch, cfg),
+            betas=betas,
+            weight_decay=cfg.weight_decay,
+        )
+        self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]  # get_last_lr()
+        if self.critic_optimizer is not None:
+            changes += [
+                f"critic {c}"
+                for c in apply_optimizer_config(
+                    self.critic_optimizer, lr=cfg.critic_lr, lr_now=cfg.critic_lr, betas=betas
+                )
+            ]
+        if changes and self.ctx.is_main:
+            tqdm.write(f"resuming with the config's optimizer settings: {', '.join(changes)}")
 
     # ----------------------------------------------------------------- the loop
     def _on_sigint(self, signum: int, frame: object) -> None:
@@ -465,6 +524,7 @@ class Trainer:
                 if last or stop or (cfg.save_every and done % cfg.save_every == 0):
                     self.save(done)
                 if stop:
+                    self.stopped_early = not last
                     break
         finally:
             if previous is not None:

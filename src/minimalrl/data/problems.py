@@ -80,10 +80,12 @@ def _parse_line(
     line: str, path: Path, lineno: int, question_field: str | None, answer_field: str | None
 ) -> Problem:
     where = f"{path}:{lineno}"
+    text = line.rstrip("\r\n")  # parsed with it, a line cut short is blamed on the next line
     try:
-        row = json.loads(line)
+        row = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from e
+        at = "the end of the line" if e.pos >= len(text) else f"column {e.pos + 1}"
+        raise DataError(f"{where}: malformed JSON ({e.msg.removesuffix(' at')} at {at})") from e
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
 
