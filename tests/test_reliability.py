@@ -118,9 +118,14 @@ def test_forced_resume_runs_the_config_optimizer_settings(
 def test_forced_resume_sets_the_critic_lr(tiny_model_dir, toy_task, tmp_path):
     cfg = toy_config(tiny_model_dir, toy_task, algo="ppo", iterations=1)
     train(cfg, tmp_path, progress=False)
-    t = Trainer(cfg.replace(critic_lr=3e-3, iterations=2), tmp_path, resume=True, force=True,
-                progress=False)  # fmt: skip
-    assert t.critic_optimizer.param_groups[0]["lr"] == 3e-3
+    changed = cfg.replace(critic_lr=3e-3, iterations=2, critic_weight_decay=0.1, adam_eps=1e-6,
+                          critic_lr_schedule="linear")  # fmt: skip
+    t = Trainer(changed, tmp_path, resume=True, force=True, progress=False)
+    (group,) = t.critic_optimizer.param_groups
+    # iteration 2 of 2 on a linear decay: half the base lr
+    assert (group["lr"], group["weight_decay"], group["eps"]) == (1.5e-3, 0.1, 1e-6)
+    assert t.optimizer.param_groups[0]["eps"] == 1e-6
+    assert t.critic_scheduler.get_last_lr() == [1.5e-3]
 
 
 # ----------------------------------------------------------------- 3. a torn metrics line

@@ -102,6 +102,12 @@ def _norm(value: object) -> object:
     return list(value) if isinstance(value, tuple | list) else value
 
 
+def _rebase(scheduler: torch.optim.lr_scheduler.LRScheduler, lr: float) -> None:
+    """A scheduler whose optimizer's lr was just set: `lr` as its base, the groups' lr as now."""
+    scheduler.base_lrs = [lr for _ in scheduler.optimizer.param_groups]
+    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]  # get_last_lr()
+
+
 class Trainer:
     """Holds the models, optimizers and data of one run; `run()` trains to the last iteration.
 
@@ -459,26 +465,31 @@ class Trainer:
         self._apply_config_to_optimizers()
 
     def _apply_config_to_optimizers(self) -> None:
-        """The saved optimizers carry the checkpoint's lr, betas and weight decay; a forced resume
-        may have changed them: run the config's, and say what changed."""
+        """The saved optimizers carry the checkpoint's lr, betas, ε and weight decay; a forced
+        resume may have changed them: run the config's, and say what changed."""
         cfg = self.cfg
-        betas = tuple(cfg.adam_betas)
+        adam = {"betas": tuple(cfg.adam_betas), "eps": cfg.adam_eps}
         changes = apply_optimizer_config(
             self.optimizer,
             lr=cfg.lr,
             lr_now=cfg.lr * lr_factor(self.scheduler.last_epoch, cfg),
-            betas=betas,
             weight_decay=cfg.weight_decay,
+            **adam,
         )
-        self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]  # get_last_lr()
-        if self.critic_optimizer is not None:
+        _rebase(self.scheduler, cfg.lr)
+        if self.critic_optimizer is not None and self.critic_scheduler is not None:
+            factor = lr_factor(self.critic_scheduler.last_epoch, cfg, cfg.critic_lr_schedule)
             changes += [
                 f"critic {c}"
                 for c in apply_optimizer_config(
-                    self.critic_optimizer, lr=cfg.critic_lr, lr_now=cfg.critic_lr, betas=betas
+                    self.critic_optimizer,
+                    lr=cfg.critic_lr,
+                    lr_now=cfg.critic_lr * factor,
+                    weight_decay=cfg.critic_weight_decay,
+                    **adam,
                 )
             ]
+            _rebase(self.critic_scheduler, cfg.critic_lr)
         if changes and self.ctx.is_main:
             tqdm.write(f"resuming with the config's optimizer settings: {', '.join(changes)}")
 
