@@ -139,7 +139,7 @@ def test_spec_string_sets_the_knobs():
 @pytest.mark.parametrize(
     ("spec", "expected"),
     [
-        ("arithmetic:digit=2", "unknown key 'digit' (known: n, seed, digits, num_ops, ops, split)"),
+        ("arithmetic:digit=2", "unknown key 'digit' (known: n, seed, digits, num_ops, mul_"),
         ("arithmetic:n=x", "key 'n' needs an integer, got 'x'"),
         ("arithmetic:n", "key 'n' needs a value"),
         ("arithmetic:seed=", "key 'seed' needs a value"),
@@ -170,3 +170,14 @@ def test_parse_spec():
         "ops": "+-*",
         "split": "test",
     }
+
+
+def test_mul_digits_bounds_the_right_factor_and_keeps_other_specs():
+    mixed = synthetic_arithmetic(300, digits=2, ops="+-*", mul_digits=1)
+    products = [p.meta["expression"].split(" * ") for p in mixed if "*" in p.meta["expression"]]
+    assert len(products) > 50
+    assert all(0 <= int(b) <= 9 and 0 <= int(a) <= 99 for a, b in products)
+    assert any(int(a) >= 10 for a, _ in products)  # two-digit by one-digit products occur
+    # without mul_digits a spec gives the problems it gave before the key existed
+    plain = [p.meta["expression"] for p in synthetic_arithmetic(6, ops="+-*")]
+    assert plain == ["15 * 34", "52 - 10", "92 + 1", "4 * 2", "3 * 10", "44 + 3"]

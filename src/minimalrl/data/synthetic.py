@@ -31,7 +31,7 @@ _TEMPLATES = (
     "What is the value of {expr}?",
     "Evaluate {expr}.",
 )
-_SPEC_INT_KEYS = ("n", "seed", "digits", "num_ops")
+_SPEC_INT_KEYS = ("n", "seed", "digits", "num_ops", "mul_digits")
 _SPEC_STR_KEYS = ("ops", "split")
 
 
@@ -43,9 +43,16 @@ def synthetic_arithmetic(
     num_ops: int = 1,
     ops: str = "+-",
     split: str = "train",
+    mul_digits: int | None = None,
 ) -> list[Problem]:
-    """``n`` distinct seeded problems like "What is 23 - 8?"; the answer is the integer, as text."""
+    """``n`` distinct seeded problems like "What is 23 - 8?"; the answer is the integer, as text.
+
+    ``mul_digits``: the operand right of a ``*`` has 1..mul_digits digits (None: ``digits``), so
+    ``digits=2,ops=+-*,mul_digits=1`` asks for sums and differences of two-digit numbers and
+    products of a two-digit by a one-digit number."""
     _check_args(n, seed, digits, num_ops, ops, split)
+    if mul_digits is not None and not (isinstance(mul_digits, int) and mul_digits >= 1):
+        raise DataError(f"arithmetic: mul_digits must be an integer >= 1, got {mul_digits!r}")
     rng = random.Random(f"arithmetic/{split}/{seed}")  # str seeds are hashed stably (sha512)
     seen: set[str] = set()
     problems: list[Problem] = []
@@ -53,6 +60,10 @@ def synthetic_arithmetic(
     while len(problems) < n:
         operands = [_operand(rng, digits) for _ in range(num_ops + 1)]
         operators = [rng.choice(ops) for _ in range(num_ops)]
+        if mul_digits is not None:  # (only then: other specs keep their problems)
+            for i, op in enumerate(operators):
+                if op == "*":
+                    operands[i + 1] = _operand(rng, mul_digits)
         expr = " ".join(
             [str(operands[0])] + [f"{o} {x}" for o, x in zip(operators, operands[1:], strict=True)]
         )
@@ -70,6 +81,8 @@ def synthetic_arithmetic(
         question = rng.choice(_TEMPLATES).format(expr=expr)
         meta = {"source": "arithmetic", "expression": expr, "digits": digits, "num_ops": num_ops}
         meta.update(ops=ops, split=split, seed=seed)
+        if mul_digits is not None:
+            meta["mul_digits"] = mul_digits
         answer = str(evaluate(operands, operators))
         problems.append(Problem(question, answer, meta, id=f"arithmetic/{split}/{len(problems)}"))
     return problems
