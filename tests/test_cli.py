@@ -8,6 +8,7 @@ import pytest
 
 from minimalrl.algorithms import ALGORITHMS
 from minimalrl.cli import main
+from minimalrl.metrics import read_metrics
 
 
 def test_algorithms_lists_every_name(capsys):
@@ -54,6 +55,15 @@ def test_train_eval_plot_end_to_end(tiny_model_dir, toy_task, tmp_path, capsys):
         argv += ["--set", f"{k}={v}"]
     assert main(argv) == 0
     assert (out / "metrics.jsonl").is_file()
+    # the run ends with its story: accuracy before -> after with intervals, time, where things are
+    said = capsys.readouterr().out
+    assert "held-out accuracy (greedy, 32 problems): " in said and "95% interval" in said
+    assert "2 iterations in " in said
+    assert f"plots: {out / 'plots'}/" in said and (out / "plots" / "reward.png").is_file()
+    assert f"final checkpoint: {out / 'checkpoints' / 'iter_000002' / 'policy'}" in said
+    assert f"--output {out} --resume" in said and "--set iterations=4" in said
+    evals = [r for r in read_metrics(out) if "eval_accuracy" in r]
+    assert [r["eval_problems"] for r in evals] == [32, 32, 32]
     assert main(["plot", str(out), "--output", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "reward.png").stat().st_size > 1000
     ev = tmp_path / "eval"

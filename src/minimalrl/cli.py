@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # (the CLI imports torch only for the commands that need it)
+    from minimalrl.config import TrainConfig
+    from minimalrl.trainer import Trainer
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -114,6 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.algo:
         overrides["algo"] = args.algo
     cfg = build_config(args.config, overrides)
+    start = time.perf_counter()
     trainer = Trainer(
         cfg, args.output, resume=args.resume, force=args.force, progress=not args.no_progress
     )
@@ -126,11 +133,36 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    evals = [r["eval_accuracy"] for r in records if r.get("eval_accuracy") is not None]
-    if evals:
-        print(f"eval accuracy: first {evals[0]:.3f}, last {evals[-1]:.3f}")
-    print(f"metrics: {Path(args.output) / 'metrics.jsonl'}")
+    if trainer.ctx.is_main:
+        print("\n".join(_train_summary(args, cfg, trainer, time.perf_counter() - start)))
     return 0
+
+
+def _train_summary(
+    args: argparse.Namespace, cfg: TrainConfig, trainer: Trainer, seconds: float
+) -> list[str]:
+    """The end-of-run lines (`minimalrl.run_summary`), after drawing the run's plots."""
+    from minimalrl.checkpoint import latest_checkpoint
+    from minimalrl.plots import plot_runs
+    from minimalrl.run_summary import summary_lines
+
+    output = Path(args.output)
+    plots = output / "plots"
+    plot_runs([output], plots)
+    verdicts = trainer.eval_verdicts  # a resumed run has no "before" of its own: no pairs
+    paired = trainer.start_iteration == 0 and len(verdicts) >= 2
+    more = shlex.join(["--set", f"iterations={2 * cfg.iterations}"])
+    return summary_lines(
+        output=output,
+        iterations=cfg.iterations,
+        seconds=seconds,
+        checkpoint=latest_checkpoint(output / "checkpoints"),
+        eval_before=verdicts[0] if paired else None,
+        eval_after=verdicts[-1] if paired else None,
+        continue_command=f"{resume_command(args)} {more}",
+        plots=plots,
+        benchmark=cfg.eval_data or "gsm8k",
+    )
 
 
 def resume_command(args: argparse.Namespace) -> str:

@@ -170,6 +170,8 @@ class Trainer:
         )
         self._stop_requested = False
         self.stopped_early = False
+        self.eval_verdicts: list[list[bool]] = []
+        """Per-problem verdicts of each held-out evaluation of this process, in order."""
         """True when `run()` returned before the last iteration (Ctrl-C): the run is unfinished."""
 
     def _build_models(self) -> None:
@@ -390,7 +392,13 @@ class Trainer:
             backend=self.backend,
             progress=False,
         )
+        self.eval_verdicts.append([s["correct"] for s in result.samples])  # k = 1: per problem
         return result.summary["accuracy"]
+
+    def _eval_record(self) -> dict:
+        """`eval_accuracy` and `eval_problems` (how many problems it is over) for a record."""
+        accuracy = self.evaluate()
+        return {"eval_accuracy": accuracy, "eval_problems": len(self.eval_problems)}
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, iterations_done: int) -> Path | None:
@@ -511,7 +519,7 @@ class Trainer:
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         try:
             if self.start_iteration == 0 and cfg.eval_every:
-                records.append({"iteration": 0, "eval_accuracy": self.evaluate()})
+                records.append({"iteration": 0, **self._eval_record()})
                 self._write(records[-1])
             bar = tqdm(
                 range(self.start_iteration, cfg.iterations),
@@ -524,12 +532,10 @@ class Trainer:
                 record = self.iteration(it)
                 done = it + 1
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
-                    record["eval_accuracy"] = self.evaluate()
+                    record.update(self._eval_record())
                 self._write(record)
                 records.append(record)
-                bar.set_postfix(
-                    reward=f"{record['reward_mean']:.2f}", acc=f"{record['accuracy']:.2f}"
-                )
+                bar.set_postfix(_progress_fields(record))
                 stop = any_across(self._stop_requested, self.ctx)  # all ranks stop together
                 last = done == cfg.iterations
                 if last or stop or (cfg.save_every and done % cfg.save_every == 0):
@@ -543,6 +549,18 @@ class Trainer:
             if self.metrics is not None:
                 self.metrics.close()
         return records
+
+
+def _progress_fields(record: dict) -> dict[str, str]:
+    """What the progress bar shows of an iteration: reward, accuracy, its seconds, eval."""
+    fields = {
+        "reward": f"{record['reward_mean']:.2f}",
+        "acc": f"{record['accuracy']:.2f}",
+        "it": f"{record['rollout_seconds'] + record['update_seconds']:.0f}s",
+    }
+    if record.get("eval_accuracy") is not None:
+        fields["eval"] = f"{record['eval_accuracy']:.3f}"
+    return fields
 
 
 def _main_thread() -> bool:
