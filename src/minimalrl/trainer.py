@@ -170,9 +170,9 @@ class Trainer:
         )
         self._stop_requested = False
         self.stopped_early = False
+        """True when `run()` returned before the last iteration (Ctrl-C): the run is unfinished."""
         self.eval_verdicts: list[list[bool]] = []
         """Per-problem verdicts of each held-out evaluation of this process, in order."""
-        """True when `run()` returned before the last iteration (Ctrl-C): the run is unfinished."""
 
     def _build_models(self) -> None:
         """Policy (optionally LoRA), reference, critic, their optimizers and the lr schedule."""
