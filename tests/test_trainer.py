@@ -328,3 +328,13 @@ def test_critic_optimizer_has_its_own_decay_and_schedule(tiny_model_dir, toy_tas
     records = trainer.run()
     assert [r["critic_lr"] for r in records] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
     assert [r["lr"] for r in records] == pytest.approx([1e-2] * 4)  # policy: constant
+
+
+def test_progress_tells_each_evaluation(tiny_model_dir, toy_task, tmp_path, capsys):
+    cfg = toy_config(tiny_model_dir, toy_task, iterations=2, eval_every=2, eval_data=str(toy_task))
+    train(cfg, tmp_path, progress=True)
+    out = capsys.readouterr()
+    said = out.out + out.err
+    assert "evaluating the initial model on 32 held-out problems" in said
+    assert "held-out accuracy after 0 iterations: " in said
+    assert "held-out accuracy after 2 iterations: " in said and "(32 problems, greedy" in said

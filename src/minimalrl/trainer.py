@@ -395,9 +395,19 @@ class Trainer:
         self.eval_verdicts.append([s["correct"] for s in result.samples])  # k = 1: per problem
         return result.summary["accuracy"]
 
-    def _eval_record(self) -> dict:
-        """`eval_accuracy` and `eval_problems` (how many problems it is over) for a record."""
+    def _eval_record(self, done: int) -> dict:
+        """`eval_accuracy` and `eval_problems` (how many problems it is over) for a record, told
+        on the terminal as it comes (an evaluation takes a while: the run shows why)."""
+        start = time.perf_counter()
+        if self.progress and done == 0:
+            n = len(self.eval_problems)
+            tqdm.write(f"evaluating the initial model on {n} held-out problems")
         accuracy = self.evaluate()
+        if self.progress and accuracy is not None:
+            tqdm.write(
+                f"held-out accuracy after {done} iterations: {accuracy:.1%} "
+                f"({len(self.eval_problems)} problems, greedy, {time.perf_counter() - start:.0f} s)"
+            )
         return {"eval_accuracy": accuracy, "eval_problems": len(self.eval_problems)}
 
     # ----------------------------------------------------------------- checkpoints
@@ -519,7 +529,7 @@ class Trainer:
         previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
         try:
             if self.start_iteration == 0 and cfg.eval_every:
-                records.append({"iteration": 0, **self._eval_record()})
+                records.append({"iteration": 0, **self._eval_record(0)})
                 self._write(records[-1])
             bar = tqdm(
                 range(self.start_iteration, cfg.iterations),
@@ -532,7 +542,7 @@ class Trainer:
                 record = self.iteration(it)
                 done = it + 1
                 if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
-                    record.update(self._eval_record())
+                    record.update(self._eval_record(done))
                 self._write(record)
                 records.append(record)
                 bar.set_postfix(_progress_fields(record))
