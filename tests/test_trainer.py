@@ -86,7 +86,9 @@ def test_metrics_schema_and_checkpoint_loads_anywhere(tiny_model_dir, toy_task, 
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, eval_every=1, eval_data=str(toy_task))
     train(cfg, tmp_path, progress=False)
     records = read_metrics(tmp_path)
-    assert records[0] == {"iteration": 0, "eval_accuracy": records[0]["eval_accuracy"]}
+    assert records[0] == {
+        "iteration": 0, "eval_accuracy": records[0]["eval_accuracy"], "eval_problems": 32
+    }  # fmt: skip
     for r in records[1:]:
         assert set(ITERATION_KEYS) <= set(r), set(ITERATION_KEYS) - set(r)
         assert 0 <= r["accuracy"] <= 1 and 0 <= r["prompts_kept"] <= 1

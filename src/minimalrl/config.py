@@ -41,7 +41,7 @@ class TrainConfig:
     """Replaces the chat template's default system prompt when set."""
 
     # --- rollouts
-    iterations: int = 14
+    iterations: int = 18
     """Number of iterations (rollout batch + updates)."""
     prompts_per_iteration: int = 16
     """M: prompts sampled per iteration."""
@@ -139,12 +139,12 @@ class TrainConfig:
     # --- bookkeeping
     seed: int = 0
     """Seed of data order, sampling and initialisation."""
-    eval_every: int = 14
+    eval_every: int = 18
     """Evaluate every this many iterations (and before the first and after the last); 0 = off.
     The default evaluates before and after only: 200 problems take about a minute here."""
     eval_max_new_tokens: int = 0
     """Generation limit for evaluation (0 = same as max_new_tokens)."""
-    save_every: int = 7
+    save_every: int = 9
     """Checkpoint every this many iterations (and at the end); 0 = only at the end."""
     keep_checkpoints: int = 1
     """How many periodic checkpoints to keep."""
