@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+mkdir -p runs
 for seed in 0 1 2; do
   dest=experiments/default_run/seed$seed
   [ -f "$dest/summary.txt" ] && continue
