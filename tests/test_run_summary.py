@@ -45,3 +45,17 @@ def test_summary_lines_say_where_everything_is():
     assert "12 iterations in 8 min 03 s" in text
     assert "--model runs/x/checkpoints/iter_000012/policy --benchmark math500" in text
     assert "continue it: minimalrl train --output runs/x --resume --set iterations=24" in text
+
+
+def test_a_resumed_run_says_which_iterations_and_reads_accuracy_from_the_records():
+    records = [
+        {"iteration": 0, "eval_accuracy": 0.105, "eval_problems": 200},
+        {"iteration": 26, "eval_accuracy": 0.4, "eval_problems": 200},
+    ]
+    lines = summary_lines(
+        output=Path("r"), iterations=26, seconds=222, first_iteration=18, checkpoint=None,
+        eval_before=None, eval_after=None, eval_records=records, continue_command="c", plots=None,
+    )  # fmt: skip
+    text = "\n".join(lines)
+    assert "10.5% [" in text and "at iteration 0 -> 40.0% [" in text and "at iteration 26" in text
+    assert "iterations 19-26 (resumed after 18) in 3 min 42 s" in text

@@ -143,6 +143,7 @@ def _train_summary(
 ) -> list[str]:
     """The end-of-run lines (`minimalrl.run_summary`), after drawing the run's plots."""
     from minimalrl.checkpoint import latest_checkpoint
+    from minimalrl.metrics import read_metrics
     from minimalrl.plots import plot_runs
     from minimalrl.run_summary import summary_lines
 
@@ -156,6 +157,8 @@ def _train_summary(
         output=output,
         iterations=cfg.iterations,
         seconds=seconds,
+        first_iteration=trainer.start_iteration,
+        eval_records=[r for r in read_metrics(output) if r.get("eval_accuracy") is not None],
         checkpoint=latest_checkpoint(output / "checkpoints"),
         eval_before=verdicts[0] if paired else None,
         eval_after=verdicts[-1] if paired else None,

@@ -58,6 +58,19 @@ def accuracy_lines(before: list[bool], after: list[bool]) -> list[str]:
     ]
 
 
+def unpaired_lines(first: dict, last: dict) -> list[str]:
+    """Held-out accuracy of two metrics records (a resumed run: no per-problem verdicts of the
+    first evaluation), each with its Wilson interval."""
+    parts = []
+    for r in (first, last):
+        n = int(r.get("eval_problems") or 0)
+        acc = r["eval_accuracy"]
+        lo, hi = wilson_interval(round(acc * n), n) if n else (0.0, 1.0)
+        parts.append(f"{_pct(acc)} [{_pct(lo)}, {_pct(hi)}] at iteration {r['iteration']}")
+    n = last.get("eval_problems", "?")
+    return [f"held-out accuracy (greedy, {n} problems): {parts[0]} -> {parts[1]}"]
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
@@ -68,6 +81,8 @@ def summary_lines(
     output: Path,
     iterations: int,
     seconds: float,
+    first_iteration: int = 0,
+    eval_records: list[dict] | None = None,
     checkpoint: Path | None,
     eval_before: list[bool] | None,
     eval_after: list[bool] | None,
@@ -75,12 +90,19 @@ def summary_lines(
     plots: Path | None,
     benchmark: str = "gsm8k",
 ) -> list[str]:
-    """The end-of-run summary: accuracy before -> after, iterations and time, where the metrics,
+    """The end-of-run summary: accuracy before -> after (paired when this process has both
+    evaluations' verdicts, else from `eval_records`), iterations and time, where the metrics,
     plots, TensorBoard logs and final checkpoint are, and the commands to evaluate or continue."""
     lines = []
     if eval_before and eval_after and len(eval_before) == len(eval_after):
         lines += accuracy_lines(eval_before, eval_after)
-    lines.append(f"{iterations} iterations in {_duration(seconds)}")
+    elif eval_records and len(eval_records) >= 2:
+        lines += unpaired_lines(eval_records[0], eval_records[-1])
+    if first_iteration:
+        done = f"iterations {first_iteration + 1}-{iterations} (resumed after {first_iteration})"
+        lines.append(f"{done} in {_duration(seconds)}")
+    else:
+        lines.append(f"{iterations} iterations in {_duration(seconds)}")
     lines.append(f"metrics: {output / 'metrics.jsonl'}")
     if plots is not None:
         lines.append(f"plots: {plots}/")
