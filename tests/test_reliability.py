@@ -142,6 +142,7 @@ def test_torn_metrics_tail_is_dropped_on_resume(tiny_model_dir, toy_task, tmp_pa
 
 def test_metrics_rewrite_is_atomic_and_names_a_bad_line(tmp_path, monkeypatch):
     import minimalrl.metrics as m
+    from minimalrl import output
 
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"iteration": 1}\n{"iteration": 2}\n')
@@ -149,10 +150,11 @@ def test_metrics_rewrite_is_atomic_and_names_a_bad_line(tmp_path, monkeypatch):
     def crash(*args):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(m.os, "replace", crash)
+    monkeypatch.setattr(output.os, "replace", crash)  # the rename of write_text_atomic
     with pytest.raises(OSError):
         m.MetricsWriter(tmp_path, truncate_after=2, tensorboard=False)
     assert path.read_text() == '{"iteration": 1}\n{"iteration": 2}\n'  # untouched
+    assert not (tmp_path / "metrics.jsonl.tmp").exists()  # and no temporary left behind
     path.write_text('{"iteration": 1}\n{"iter\n{"iteration": 3}\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl:2: not a JSON record"):
         read_metrics(tmp_path)

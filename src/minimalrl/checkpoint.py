@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from minimalrl import fsdp
-from minimalrl.output import describe_write_error
+from minimalrl.output import describe_write_error, write_text_atomic
 
 # Fields that may differ on resume: they do not change what the first iterations compute.
 RESUMABLE_CHANGES = frozenset(
@@ -72,12 +72,6 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state(state["numpy"])
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     root: Path,
     *,
@@ -113,7 +107,7 @@ def save_checkpoint(
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        _write_text_atomic(root / "latest", name + "\n")
+        write_text_atomic(root / "latest", name + "\n")
     except BaseException as err:
         # Measured before the clean-up frees the space the partial checkpoint took.
         failure = _save_failure(err, root, name) if isinstance(err, WRITE_ERRORS) else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -21,7 +20,12 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from minimalrl.data import Problem, build_prompts
-from minimalrl.output import OutputError, describe_write_error, prepare_output
+from minimalrl.output import (
+    OutputError,
+    describe_write_error,
+    prepare_output,
+    write_text_atomic,
+)
 from minimalrl.reward import extract_answer, last_number, verify_batch
 from minimalrl.rollout import HFBackend, RolloutBackend, SamplingParams
 
@@ -225,18 +229,8 @@ def write_result(result: EvalResult, output: str | Path) -> None:
     replaced atomically."""
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "samples.jsonl", "".join(json.dumps(s) + "\n" for s in result.samples))
-    _write_atomic(out / "summary.json", json.dumps(result.summary, indent=2) + "\n")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_text_atomic(out / "samples.jsonl", "".join(json.dumps(s) + "\n" for s in result.samples))
+    write_text_atomic(out / "summary.json", json.dumps(result.summary, indent=2) + "\n")
 
 
 class ResultWriter:

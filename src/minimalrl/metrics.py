@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
-from minimalrl.output import OutputError, describe_write_error
+from minimalrl.output import OutputError, describe_write_error, write_text_atomic
 
 # Every iteration's record has these keys (a test pins the schema).
 ITERATION_KEYS = (
@@ -75,9 +74,7 @@ class MetricsWriter:
             print(f"{torn}; dropped this torn last line (the checkpoint holds the truth)",
                   file=sys.stderr)  # fmt: skip
         kept = [r for r in records if r.get("iteration", 0) < truncate_after]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: dict) -> None:
         clean = {k: _jsonable(v) for k, v in record.items()}

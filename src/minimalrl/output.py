@@ -22,6 +22,18 @@ LOW_SPACE_BYTES = 1 << 20
 """Free space under which a failed write is reported as a full disk, whatever its message."""
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace `path` by `text` all at once: written beside it, then renamed over it, so a crash
+    or a full disk leaves the old file or the new one, never half of either."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def prepare_output(path: str | Path, flag: str = "--output") -> Path:
     """Make the folder `path` (and its parents) and check that a file can be written in it."""
     path = Path(path)
