@@ -181,3 +181,19 @@ def test_mul_digits_bounds_the_right_factor_and_keeps_other_specs():
     # without mul_digits a spec gives the problems it gave before the key existed
     plain = [p.meta["expression"] for p in synthetic_arithmetic(6, ops="+-*")]
     assert plain == ["15 * 34", "52 - 10", "92 + 1", "4 * 2", "3 * 10", "44 + 3"]
+
+
+def test_min_digits_gives_two_digit_operands_and_keeps_other_specs():
+    strict = synthetic_arithmetic(300, digits=2, min_digits=2, ops="+-*", mul_digits=1)
+    for p in strict:
+        a, op, b = p.meta["expression"].split(" ")
+        assert 10 <= int(a) <= 99
+        assert (0 <= int(b) <= 9) if op == "*" else (10 <= int(b) <= 99)
+        assert p.meta["min_digits"] == 2
+    assert {p.meta["expression"].split(" ")[1] for p in strict} == {"+", "-", "*"}
+    assert parse_arithmetic_spec("digits=2,min_digits=2") == {"digits": 2, "min_digits": 2}
+    # min_digits=1 is the old behaviour, problem for problem
+    plain = [p.meta["expression"] for p in synthetic_arithmetic(6, ops="+-*", min_digits=1)]
+    assert plain == ["15 * 34", "52 - 10", "92 + 1", "4 * 2", "3 * 10", "44 + 3"]
+    with pytest.raises(DataError, match=r"min_digits must be an integer in 1\.\.digits=2"):
+        synthetic_arithmetic(5, digits=2, min_digits=3)

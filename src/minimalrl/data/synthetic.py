@@ -1,7 +1,8 @@
 """A synthetic arithmetic task with a known answer, for fast RL runs on CPU.
 
 Difficulty has two knobs: ``digits`` (each operand has 1..digits digits, the count drawn
-uniformly, so ``digits=2`` mixes one- and two-digit numbers) and ``num_ops`` (operations per
+uniformly, so ``digits=2`` mixes one- and two-digit numbers; ``min_digits`` raises the lower end,
+so ``digits=2,min_digits=2`` asks for two-digit numbers only) and ``num_ops`` (operations per
 question). Precedence is the usual one: ``2 + 3 * 4`` is 14. The default (operands up to two
 digits, one ``+`` or ``-``) is easy enough that a 135M instruct model is right on some samples and
 wrong on others, which is what grouped RL needs to learn from.
@@ -31,7 +32,7 @@ _TEMPLATES = (
     "What is the value of {expr}?",
     "Evaluate {expr}.",
 )
-_SPEC_INT_KEYS = ("n", "seed", "digits", "num_ops", "mul_digits")
+_SPEC_INT_KEYS = ("n", "seed", "digits", "num_ops", "mul_digits", "min_digits")
 _SPEC_STR_KEYS = ("ops", "split")
 
 
@@ -44,13 +45,24 @@ def synthetic_arithmetic(
     ops: str = "+-",
     split: str = "train",
     mul_digits: int | None = None,
+    min_digits: int = 1,
 ) -> list[Problem]:
     """``n`` distinct seeded problems like "What is 23 - 8?"; the answer is the integer, as text.
 
     ``mul_digits``: the operand right of a ``*`` has 1..mul_digits digits (None: ``digits``), so
     ``digits=2,ops=+-*,mul_digits=1`` asks for sums and differences of two-digit numbers and
-    products of a two-digit by a one-digit number."""
+    products of a two-digit by a one-digit number. ``min_digits``: every operand left of a ``*``
+    and every operand of ``+`` and ``-`` has min_digits..digits digits (the right operand of a
+    ``*`` keeps 1..mul_digits when mul_digits is given)."""
     _check_args(n, seed, digits, num_ops, ops, split)
+    if (
+        isinstance(min_digits, bool)
+        or not isinstance(min_digits, int)
+        or not (1 <= min_digits <= digits)
+    ):
+        raise DataError(
+            f"arithmetic: min_digits must be an integer in 1..digits={digits}, got {min_digits!r}"
+        )
     if mul_digits is not None and not (isinstance(mul_digits, int) and mul_digits >= 1):
         raise DataError(f"arithmetic: mul_digits must be an integer >= 1, got {mul_digits!r}")
     rng = random.Random(f"arithmetic/{split}/{seed}")  # str seeds are hashed stably (sha512)
@@ -58,7 +70,7 @@ def synthetic_arithmetic(
     problems: list[Problem] = []
     misses = 0
     while len(problems) < n:
-        operands = [_operand(rng, digits) for _ in range(num_ops + 1)]
+        operands = [_operand(rng, digits, min_digits) for _ in range(num_ops + 1)]
         operators = [rng.choice(ops) for _ in range(num_ops)]
         if mul_digits is not None:  # (only then: other specs keep their problems)
             for i, op in enumerate(operators):
@@ -83,6 +95,8 @@ def synthetic_arithmetic(
         meta.update(ops=ops, split=split, seed=seed)
         if mul_digits is not None:
             meta["mul_digits"] = mul_digits
+        if min_digits != 1:
+            meta["min_digits"] = min_digits
         answer = str(evaluate(operands, operators))
         problems.append(Problem(question, answer, meta, id=f"arithmetic/{split}/{len(problems)}"))
     return problems
@@ -130,9 +144,10 @@ def parse_arithmetic_spec(spec: str) -> dict[str, int | str]:
     return kwargs
 
 
-def _operand(rng: random.Random, digits: int) -> int:
-    """A number of 1..digits digits, the digit count drawn uniformly (0 counts as one digit)."""
-    d = rng.randint(1, digits)
+def _operand(rng: random.Random, digits: int, min_digits: int = 1) -> int:
+    """A number of min_digits..digits digits, the digit count drawn uniformly (0 counts as one
+    digit)."""
+    d = rng.randint(min_digits, digits)
     return rng.randint(0 if d == 1 else 10 ** (d - 1), 10**d - 1)
 
 
