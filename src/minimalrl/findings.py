@@ -1,0 +1,185 @@
+"""The paper's findings as data, and the statistics that give each a 95% interval and a verdict.
+
+A comparison has, per run (algorithm × seed), one score per held-out problem (avg@n, pass@k or
+greedy correctness) or one number per run (a curve's value, such as the final entropy). An effect
+is a contrast of two algorithms' scores, paired by seed and by problem (every run of a compare
+sees the same seeds' data order and the same problems), or a ratio of two contrasts.
+
+Interval: a two-level bootstrap, resampling seeds and problems with replacement, the same draw for
+both arms of a contrast (so the pairing is kept), and the 2.5 / 97.5 percentiles of the effect
+over the draws. Resampling seeds carries the run-to-run spread (training noise) into the interval;
+resampling problems carries the finite evaluation set. With one seed only the problems vary, and
+the interval is then about the evaluation set alone (`FindingResult.seeds` says how many there
+were). Verdicts read the interval only: a claim holds when the whole interval agrees with it, is
+contradicted when the whole interval disagrees, and is inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CLAIMS = ("greater", "less", "equivalent", "at_least")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One of the paper's findings (PAPER.md, "What the paper measures") as a measured effect.
+
+    The effect is ``score(a) - score(b)``, or, when ``base`` is set, the ratio
+    ``(score(a) - score(base)) / (score(b) - score(base))``: the share of b's gain over base that a
+    gets."""
+
+    name: str
+    statement: str
+    """The paper's words."""
+    a: str
+    b: str
+    claim: str
+    """greater (effect > 0), less (< 0), equivalent (|effect| < margin), at_least (>= margin)."""
+    measure: str = "after"
+    """Which score: "after" (final held-out score per problem), "early" (the first in-training
+    held-out accuracy), "entropy" (final rollout entropy, one number per run)."""
+    base: str | None = None
+    margin: float = 0.0
+
+
+# The paper's findings at our scale. Margins: 0.03 is the equivalence band for "matches" (the
+# paper's Reinforce-Rej and GRPO differ by 0.1 points on both models); 0.5 for "most of the gain".
+FINDINGS: tuple[Finding, ...] = (
+    Finding("raft_strong_baseline", "RAFT is a strong baseline: it gets most of GRPO's gain",
+            "raft", "grpo", "at_least", base="initial", margin=0.5),
+    Finding("raft++_fastest_early", "RAFT++ learns fastest early",
+            "raft++", "grpo", "greater", measure="early"),
+    Finding("raft++_entropy_collapses", "RAFT++'s entropy collapses (below GRPO's)",
+            "raft++", "grpo", "less", measure="entropy"),
+    Finding("grpo_overtakes_raft++", "GRPO overtakes RAFT++ by the end",
+            "grpo", "raft++", "greater"),
+    Finding("is_without_clip_hurts", "Importance sampling without clipping hurts",
+            "raft++_no_clip", "raft++", "less"),
+    Finding("reinforce_rej_matches_grpo", "Reinforce-Rej matches GRPO",
+            "reinforce_rej", "grpo", "equivalent", margin=0.03),
+    Finding("drop_all_wrong_most_of_gain",
+            "Dropping all-wrong prompts gives most of GRPO's gain over Reinforce",
+            "reinforce_drop_all_wrong", "grpo", "at_least", base="reinforce", margin=0.5),
+    Finding("std_adds_little", "Normalising by the group std adds little",
+            "reinforce_rej_std", "reinforce_rej", "equivalent", margin=0.03),
+    Finding("real_reward_beats_random", "The real reward adds over a random-reward control",
+            "grpo", "grpo:random_reward", "greater"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FindingResult:
+    name: str
+    effect: float
+    ci95: tuple[float, float]
+    verdict: str
+    seeds: int
+    problems: int
+
+
+def verdict(lo: float, hi: float, claim: str, margin: float = 0.0) -> str:
+    """holds / contradicted / inconclusive from a 95% interval [lo, hi] and the claim."""
+    if claim == "greater":
+        return "holds" if lo > 0 else "contradicted" if hi < 0 else "inconclusive"
+    if claim == "less":
+        return "holds" if hi < 0 else "contradicted" if lo > 0 else "inconclusive"
+    if claim == "equivalent":
+        if -margin < lo and hi < margin:
+            return "holds"
+        return "contradicted" if lo >= margin or hi <= -margin else "inconclusive"
+    if claim == "at_least":
+        return "holds" if lo >= margin else "contradicted" if hi < margin else "inconclusive"
+    raise ValueError(f"unknown claim {claim!r} (known: {', '.join(CLAIMS)})")
+
+
+def _check_scores(name: str, scores_SN: np.ndarray, like: np.ndarray | None) -> np.ndarray:
+    scores_SN = np.asarray(scores_SN, dtype=np.float64)
+    if scores_SN.ndim != 2 or scores_SN.size == 0:
+        raise ValueError(f"{name}: scores must be a non-empty (seeds, problems) table")
+    if like is not None and scores_SN.shape != like.shape:
+        raise ValueError(f"{name}: shape {scores_SN.shape} differs from {like.shape}")
+    if not np.isfinite(scores_SN).all():
+        raise ValueError(f"{name}: scores must be finite")
+    return scores_SN
+
+
+def bootstrap_effect(
+    a_SN: np.ndarray,
+    b_SN: np.ndarray,
+    base_SN: np.ndarray | None = None,
+    *,
+    draws: int = 4000,
+    seed: int = 0,
+) -> tuple[float, tuple[float, float]]:
+    """Effect and 95% interval, resampling seeds (rows) and problems (columns) jointly.
+
+    ``a_SN``, ``b_SN`` (and ``base_SN``) are (seeds, problems) tables of scores with row s of each
+    from the same seed and column i the same problem. Without a base the effect is the mean of
+    a − b; with one, (mean a − mean base) / (mean b − mean base). A ratio whose denominator's
+    interval includes 0 has no meaning: its interval is then (-inf, inf) (and the effect NaN
+    when the denominator is exactly 0)."""
+    a_SN = _check_scores("a", a_SN, None)
+    b_SN = _check_scores("b", b_SN, a_SN)
+    base = None if base_SN is None else _check_scores("base", base_SN, a_SN)
+    num_seeds, num_problems = a_SN.shape
+    rng = np.random.default_rng(seed)
+    rows_DS = rng.integers(0, num_seeds, size=(draws, num_seeds))
+    cols_DN = rng.integers(0, num_problems, size=(draws, num_problems))
+    # mean over the resampled (seed, problem) grid = mean over rows of the resampled columns
+    # (a product of two index draws), computed as one weighted sum per draw.
+    seed_w_DS = np.stack([np.bincount(r, minlength=num_seeds) for r in rows_DS]) / num_seeds
+    prob_w_DN = np.stack([np.bincount(c, minlength=num_problems) for c in cols_DN]) / num_problems
+
+    def resampled_mean(x_SN: np.ndarray) -> np.ndarray:  # (draws,)
+        return np.einsum("ds,sn,dn->d", seed_w_DS, x_SN, prob_w_DN)
+
+    if base is None:
+        effect = float((a_SN - b_SN).mean())
+        boot_D = resampled_mean(a_SN - b_SN)
+    else:
+        gain_b = b_SN.mean() - base.mean()
+        effect = float((a_SN.mean() - base.mean()) / gain_b) if gain_b != 0 else float("nan")
+        denom_D = resampled_mean(b_SN - base)
+        lo_d, hi_d = np.percentile(denom_D, [2.5, 97.5])
+        if lo_d <= 0 <= hi_d:
+            return effect, (-np.inf, np.inf)
+        boot_D = resampled_mean(a_SN - base) / denom_D
+    lo, hi = np.percentile(boot_D, [2.5, 97.5])
+    return effect, (float(lo), float(hi))
+
+
+def measure_finding(
+    finding: Finding, scores: dict[str, np.ndarray], *, draws: int = 4000, seed: int = 0
+) -> FindingResult | None:
+    """The finding's effect, interval and verdict from ``scores[run name] -> (seeds, problems)``
+    (per-run numbers as (seeds, 1)); None when a run it needs is missing."""
+    names = [finding.a, finding.b] + ([finding.base] if finding.base else [])
+    if any(name not in scores for name in names):
+        return None
+    seeds = min(np.asarray(scores[name]).shape[0] for name in names)
+    tables = [np.asarray(scores[name], dtype=np.float64)[:seeds] for name in names]
+    effect, (lo, hi) = bootstrap_effect(*tables, draws=draws, seed=seed)
+    return FindingResult(
+        finding.name,
+        effect,
+        (lo, hi),
+        verdict(lo, hi, finding.claim, finding.margin),
+        seeds=seeds,
+        problems=tables[0].shape[1],
+    )
+
+
+def group_regime(correct_counts_N: np.ndarray, n: int) -> dict[str, float]:
+    """Fractions of prompts whose n samples are all correct, all wrong, or mixed (the paper's
+    regime has all three), from per-prompt correct counts."""
+    counts = np.asarray(correct_counts_N)
+    if counts.size == 0 or n < 1 or (counts < 0).any() or (counts > n).any():
+        raise ValueError(f"correct counts must lie in 0..n={n}, for at least one prompt")
+    return {
+        "all_correct": float((counts == n).mean()),
+        "all_wrong": float((counts == 0).mean()),
+        "mixed": float(((counts > 0) & (counts < n)).mean()),
+    }
