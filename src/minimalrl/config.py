@@ -30,11 +30,11 @@ class TrainConfig:
     """Algorithm name from the registry (`minimalrl algorithms` lists them)."""
     model: str = "smollm2-135m-instruct"
     """The embedded default model, a local transformers folder, or a hub id."""
-    train_data: str = "arithmetic:digits=2,ops=+-*,mul_digits=1,n=2000"
+    train_data: str = "arithmetic:digits=2,min_digits=2,ops=+-*,mul_digits=1,n=2000"
     """Training prompts: a benchmark name, `arithmetic:...` spec, or a jsonl path. The default:
-    sums and differences of numbers up to two digits, and products of a number up to two digits
-    by a one-digit number (`What is 47 * 6?`)."""
-    eval_data: str = "arithmetic:digits=2,ops=+-*,mul_digits=1,n=200,split=test"
+    sums and differences of two-digit numbers, and products of a two-digit by a one-digit number
+    (`What is 47 * 6?`)."""
+    eval_data: str = "arithmetic:digits=2,min_digits=2,ops=+-*,mul_digits=1,n=200,split=test"
     """Held-out prompts for greedy evaluation ("" = none): 200 problems of the training kind that
     the training set does not hold, so a rise of 15 points is far outside chance."""
     system_prompt: str | None = None
@@ -49,8 +49,10 @@ class TrainConfig:
     """n: responses sampled per prompt."""
     max_new_tokens: int = 32
     """Generation length limit (the default run's 32 also rewards answering before it)."""
-    temperature: float = 1.0
-    """Sampling temperature (1.0 in the paper)."""
+    temperature: float = 0.7
+    """Sampling temperature of rollouts (the paper: 1.0). The default model at 1.0 rambles: on
+    the default task 3.4% of its samples are right, at 0.7 7.3% (pass@4 10% vs 21%), which
+    doubles the groups with a learning signal. Log-probs are taken at the same temperature."""
     top_p: float = 1.0
     """Nucleus sampling mass."""
 
