@@ -134,8 +134,8 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
     """Build a Trainer, run warm-up iterations, then time one `Trainer.iteration`."""
     import torch
 
-    from minimalrl import trainer as trainer_mod
-    from minimalrl.config import TrainConfig
+    from minimalrl.train import trainer as trainer_mod
+    from minimalrl.train.config import TrainConfig
 
     rows = args.prompts * args.samples
     cfg = TrainConfig(
@@ -285,7 +285,7 @@ def trl_worker(args: argparse.Namespace) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from minimalrl.data import build_prompts, load_problems
-    from minimalrl.models import load_policy
+    from minimalrl.policy.models import load_policy
     from minimalrl.reward import verify_batch
 
     torch.set_num_threads(args.threads)

@@ -6,9 +6,9 @@ import torch
 from test_trainer import toy_config
 from transformers import AutoModelForCausalLM
 
-from minimalrl.checkpoint import latest_checkpoint
+from minimalrl.train.checkpoint import latest_checkpoint
 from minimalrl.cli import main
-from minimalrl.trainer import Trainer, train
+from minimalrl.train.trainer import Trainer, train
 
 
 def test_lora_learns_and_keeps_no_reference_copy(tiny_wide_logits_model_dir, toy_task, tmp_path):

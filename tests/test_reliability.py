@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from test_trainer import toy_config
 
-from minimalrl.checkpoint import CheckpointError, latest_checkpoint
+from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
 from minimalrl.cli import main
 from minimalrl.data import DataError, load_problems
-from minimalrl.metrics import read_metrics
-from minimalrl.trainer import Trainer, train
+from minimalrl.eval.metrics import read_metrics
+from minimalrl.train.trainer import Trainer, train
 
 
 def _mount(*args: str) -> bool:
@@ -141,7 +141,7 @@ def test_torn_metrics_tail_is_dropped_on_resume(tiny_model_dir, toy_task, tmp_pa
 
 
 def test_metrics_rewrite_is_atomic_and_names_a_bad_line(tmp_path, monkeypatch):
-    import minimalrl.metrics as m
+    import minimalrl.eval.metrics as m
     from minimalrl import output
 
     path = tmp_path / "metrics.jsonl"
@@ -187,7 +187,7 @@ def _eval_argv(model, task, out) -> list[str]:
 
 
 def test_eval_checks_the_output_before_loading_the_model(toy_task, tmp_path, monkeypatch, capsys):
-    import minimalrl.models as models
+    import minimalrl.policy.models as models
 
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the output was checked")
@@ -205,7 +205,7 @@ def test_eval_to_a_read_only_place(toy_task, readonly_dir, capsys):
 
 
 def test_eval_writes_samples_as_they_come(tiny_model_dir, toy_task, tmp_path, monkeypatch):
-    import minimalrl.evaluate as ev
+    import minimalrl.eval.evaluate as ev
 
     def crash(*args, **kwargs):  # the end of the evaluation never comes
         raise KeyboardInterrupt
@@ -295,7 +295,7 @@ def test_full_disk_is_one_line_and_keeps_the_checkpoint(
 def test_torch_save_full_disk_simulated(tiny_model_dir, toy_task, tmp_path, monkeypatch):
     """torch.save on a full disk says `[enforce fail at inline_container.cc:672]`, no word of
     space: the free space decides."""
-    import minimalrl.checkpoint as ck
+    import minimalrl.train.checkpoint as ck
     import minimalrl.output as output
 
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1)
@@ -316,7 +316,7 @@ def test_metrics_append_on_a_full_disk_simulated(tiny_model_dir, toy_task, tmp_p
                                                  capsys):  # fmt: skip
     import builtins
 
-    import minimalrl.metrics as m
+    import minimalrl.eval.metrics as m
 
     real_open = builtins.open
 
@@ -357,7 +357,7 @@ def test_non_finite_and_bad_betas_are_refused_by_name(assignment, message, capsy
 
 # ----------------------------------------------------------------- 9. data and keys first
 def test_bad_data_fails_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
-    import minimalrl.trainer as tr
+    import minimalrl.train.trainer as tr
 
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the data was read")

@@ -9,11 +9,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from minimalrl.algorithms import ALGORITHMS
-from minimalrl.checkpoint import CheckpointError, latest_checkpoint
-from minimalrl.config import TrainConfig
-from minimalrl.metrics import ITERATION_KEYS, read_metrics
-from minimalrl.trainer import Trainer, lr_factor, train
-from minimalrl.update import NonFiniteLossError
+from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
+from minimalrl.train.config import TrainConfig
+from minimalrl.eval.metrics import ITERATION_KEYS, read_metrics
+from minimalrl.train.trainer import Trainer, lr_factor, train
+from minimalrl.train.update import NonFiniteLossError
 
 TIMING_KEYS = {"rollout_seconds", "update_seconds", "tokens_per_second"}
 
@@ -116,7 +116,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(
 ):
     cfg = toy_config(tiny_model_dir, toy_task, iterations=3, save_every=1)
     train(cfg.replace(iterations=1), tmp_path, progress=False)
-    import minimalrl.update as upd
+    import minimalrl.train.update as upd
 
     def nan_loss(*args, **kwargs):
         return torch.tensor(float("nan"), requires_grad=True), {}
@@ -148,7 +148,7 @@ def test_failed_save_never_becomes_latest(tiny_model_dir, toy_task, tmp_path, mo
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1)
     trainer = Trainer(cfg, tmp_path, progress=False)
     trainer.save(1)
-    import minimalrl.checkpoint as ck
+    import minimalrl.train.checkpoint as ck
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -184,7 +184,7 @@ def test_on_policy_update_equals_a_separate_old_logprob_forward(
 ):
     """One optimizer step per iteration: the update's own forward stands in for π_old; the
     weights and every rollout metric match a run that scores the rollout separately."""
-    import minimalrl.trainer as trainer_mod
+    import minimalrl.train.trainer as trainer_mod
 
     scored: list[int] = []
     real = trainer_mod.score_rollout
@@ -215,9 +215,9 @@ def test_on_policy_update_equals_a_separate_old_logprob_forward(
 
 
 def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_path):
-    from minimalrl.experience import build_experience
+    from minimalrl.train.experience import build_experience
     from minimalrl.rollout import SamplingParams
-    from minimalrl.update import update
+    from minimalrl.train.update import update
 
     trainer = Trainer(
         toy_config(tiny_model_dir, toy_task, minibatch_size=8), tmp_path, progress=False
@@ -235,7 +235,7 @@ def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_pa
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_bf16_rollouts_train_and_refuse_fsdp(tiny_model_dir, toy_task, tmp_path, precision):
-    from minimalrl.config import ConfigError
+    from minimalrl.train.config import ConfigError
 
     # GRPO with samples drawn from the bfloat16 cast still learns the toy task (as the fp32 test),
     # with a float32 update and with a bf16 autocast one (fused head, matmul attention).
@@ -255,7 +255,7 @@ def test_iteration_runs_the_update_in_the_configured_precision(
 ):
     """precision=bf16 is applied by `iteration` itself (a benchmark or script calling it directly
     gets it too)."""
-    import minimalrl.trainer as trainer_mod
+    import minimalrl.train.trainer as trainer_mod
 
     seen = []
     real_update = trainer_mod.update

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import torch
 
-from minimalrl.allocator import keep_freed_memory
+from minimalrl.policy.fast.allocator import keep_freed_memory
 from minimalrl.rollout import Rollout
-from minimalrl.update import _clip_and_step, _micro_batches, _positions
+from minimalrl.train.update import _clip_and_step, _micro_batches, _positions
 
 
 def _rollout(prompt_lengths: list[int], response_lengths: list[list[int]]) -> Rollout:

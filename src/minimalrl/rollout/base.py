@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from minimalrl.logprobs import TokenBatch, batched_logprobs, logprob_temperature
+from minimalrl.policy.logprobs import TokenBatch, batched_logprobs, logprob_temperature
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from minimalrl.logprobs import position_ids_from_mask
-from minimalrl.matmul_attention import matmul_attention_for
-from minimalrl.prepacked_linear import prepacked_linears
+from minimalrl.policy.logprobs import position_ids_from_mask
+from minimalrl.policy.fast.matmul_attention import matmul_attention_for
+from minimalrl.policy.fast.prepacked_linear import prepacked_linears
 from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
 
 
@@ -74,7 +74,7 @@ class HFBackend:
     module itself (and its float32 buffers such as rotary frequencies) is unchanged.
 
     `prepack`: on CPU, the linear layers run on oneDNN with weights reordered once per `generate`
-    (`minimalrl.prepacked_linear`); False keeps PyTorch's default matmul.
+    (`minimalrl.policy.fast.prepacked_linear`); False keeps PyTorch's default matmul.
     """
 
     def __init__(

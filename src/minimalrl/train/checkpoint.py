@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from minimalrl import fsdp
+from minimalrl.scale import fsdp
 from minimalrl.output import describe_write_error, write_text_atomic
 
 # Fields that may differ on resume: they do not change what the first iterations compute.

@@ -17,7 +17,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 
 from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
-from minimalrl.distributed import (
+from minimalrl.scale.distributed import (
     SINGLE_PROCESS,
     DistContext,
     gather_objects,
@@ -25,10 +25,10 @@ from minimalrl.distributed import (
     sum_across,
     sum_gradients,
 )
-from minimalrl.experience import Experience
-from minimalrl.fsdp import is_sharded
-from minimalrl.logprobs import response_logprobs
-from minimalrl.packing import packed_rows
+from minimalrl.train.experience import Experience
+from minimalrl.scale.fsdp import is_sharded
+from minimalrl.policy.logprobs import response_logprobs
+from minimalrl.policy.fast.packing import packed_rows
 
 
 class NonFiniteLossError(RuntimeError):

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from minimalrl import fsdp
+from minimalrl.scale import fsdp
 from minimalrl.algorithms import get_algorithm
-from minimalrl.allocator import keep_freed_memory
-from minimalrl.checkpoint import (
+from minimalrl.policy.fast.allocator import keep_freed_memory
+from minimalrl.train.checkpoint import (
     TrainerState,
     check_config,
     load_critic_weights,
@@ -39,20 +39,20 @@ from minimalrl.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from minimalrl.config import ConfigError, TrainConfig
-from minimalrl.critic import ValueModel
+from minimalrl.train.config import ConfigError, TrainConfig
+from minimalrl.policy.critic import ValueModel
 from minimalrl.data import build_prompts, load_problems
-from minimalrl.distributed import any_across, barrier, init_distributed, shard, sum_across
-from minimalrl.evaluate import EvalSettings, evaluate
-from minimalrl.experience import build_experience, reduce_metrics, rollout_metrics
-from minimalrl.logprobs import backbone_and_head, logprob_temperature
-from minimalrl.metrics import MetricsWriter
-from minimalrl.models import apply_lora, load_policy
+from minimalrl.scale.distributed import any_across, barrier, init_distributed, shard, sum_across
+from minimalrl.eval.evaluate import EvalSettings, evaluate
+from minimalrl.train.experience import build_experience, reduce_metrics, rollout_metrics
+from minimalrl.policy.logprobs import backbone_and_head, logprob_temperature
+from minimalrl.eval.metrics import MetricsWriter
+from minimalrl.policy.models import apply_lora, load_policy
 from minimalrl.output import prepare_output
-from minimalrl.reference import Reference
+from minimalrl.policy.reference import Reference
 from minimalrl.reward import verify_batch
 from minimalrl.rollout import HFBackend, SamplingParams, score_rollout
-from minimalrl.update import UpdateSettings, optimizer_steps, update
+from minimalrl.train.update import UpdateSettings, optimizer_steps, update
 
 
 def resolve_device(name: str) -> str:

@@ -153,7 +153,7 @@ class TrainConfig:
     keep_freed_memory: bool = True
     """On CPU (Linux, glibc): malloc keeps freed memory for reuse instead of returning it to the
     kernel, so activations are not page-faulted afresh every step (-12% update time here; see
-    `minimalrl.allocator`). Process-wide; memory stays near its peak between phases."""
+    `minimalrl.policy.fast.allocator`). Process-wide; memory stays near its peak between phases."""
     device: str = "cpu"
     """"cpu", "cuda", or "auto" (CUDA when present). Under torchrun each rank takes its GPU."""
     precision: str = "fp32"
@@ -388,7 +388,7 @@ def unknown_key_message(key: object, known: set[str]) -> str:
     hint = (
         f"did you mean {close[0]!r}?"
         if close
-        else "see the fields of TrainConfig in minimalrl/config.py"
+        else "see the fields of TrainConfig in minimalrl/train/config.py"
     )
     return f"unknown config key {key!r}; {hint}"
 
