@@ -10,8 +10,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 from tiny import train_rank
 
-from minimalrl.train.config import TrainConfig
 from minimalrl.eval.metrics import read_metrics
+from minimalrl.train.config import TrainConfig
 from minimalrl.train.trainer import train
 
 

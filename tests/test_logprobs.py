@@ -7,6 +7,7 @@ import contextlib
 import pytest
 import torch
 
+from minimalrl.policy.fast.packing import pack
 from minimalrl.policy.logprobs import (
     TokenBatch,
     _packing_applies,
@@ -16,7 +17,6 @@ from minimalrl.policy.logprobs import (
     response_logprobs,
 )
 from minimalrl.policy.models import load_policy
-from minimalrl.policy.fast.packing import pack
 from minimalrl.rollout import HFBackend, SamplingParams, pad_left
 
 
@@ -116,8 +116,8 @@ def test_greedy_sampler_matches_hf_generate(tiny):
 def test_matmul_attention_equals_sdpa_when_decoding_a_padded_batch(tiny):
     from transformers import DynamicCache
 
-    from minimalrl.policy.logprobs import position_ids_from_mask
     from minimalrl.policy.fast.matmul_attention import matmul_attention_for
+    from minimalrl.policy.logprobs import position_ids_from_mask
 
     model, tokenizer = tiny
     assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA stacking

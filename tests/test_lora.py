@@ -6,8 +6,8 @@ import torch
 from test_trainer import toy_config
 from transformers import AutoModelForCausalLM
 
-from minimalrl.train.checkpoint import latest_checkpoint
 from minimalrl.cli import main
+from minimalrl.train.checkpoint import latest_checkpoint
 from minimalrl.train.trainer import Trainer, train
 
 

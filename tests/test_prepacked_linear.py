@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from minimalrl.policy.models import load_policy
 from minimalrl.policy.fast.prepacked_linear import prepacked_linears, prepacking_supported
+from minimalrl.policy.models import load_policy
 from minimalrl.rollout import HFBackend, SamplingParams
 
 pytestmark = pytest.mark.skipif(

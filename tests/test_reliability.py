@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from test_trainer import toy_config
 
-from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
 from minimalrl.cli import main
 from minimalrl.data import DataError, load_problems
 from minimalrl.eval.metrics import read_metrics
+from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
 from minimalrl.train.trainer import Trainer, train
 
 
@@ -295,8 +295,8 @@ def test_full_disk_is_one_line_and_keeps_the_checkpoint(
 def test_torch_save_full_disk_simulated(tiny_model_dir, toy_task, tmp_path, monkeypatch):
     """torch.save on a full disk says `[enforce fail at inline_container.cc:672]`, no word of
     space: the free space decides."""
-    import minimalrl.train.checkpoint as ck
     import minimalrl.output as output
+    import minimalrl.train.checkpoint as ck
 
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1)
     trainer = Trainer(cfg, tmp_path, progress=False)
@@ -386,4 +386,3 @@ def test_malformed_json_column(tmp_path):
     bad.write_text('{"question": "q" "answer": "1"}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:1: .*delimiter at column 18"):
         load_problems(bad)
-

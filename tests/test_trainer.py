@@ -9,9 +9,9 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from minimalrl.algorithms import ALGORITHMS
+from minimalrl.eval.metrics import ITERATION_KEYS, read_metrics
 from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
 from minimalrl.train.config import TrainConfig
-from minimalrl.eval.metrics import ITERATION_KEYS, read_metrics
 from minimalrl.train.trainer import Trainer, lr_factor, train
 from minimalrl.train.update import NonFiniteLossError
 
@@ -215,8 +215,8 @@ def test_on_policy_update_equals_a_separate_old_logprob_forward(
 
 
 def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_path):
-    from minimalrl.train.experience import build_experience
     from minimalrl.rollout import SamplingParams
+    from minimalrl.train.experience import build_experience
     from minimalrl.train.update import update
 
     trainer = Trainer(

@@ -142,10 +142,10 @@ def _train_summary(
     args: argparse.Namespace, cfg: TrainConfig, trainer: Trainer, seconds: float
 ) -> list[str]:
     """The end-of-run lines (`minimalrl.eval.run_summary`), after drawing the run's plots."""
-    from minimalrl.train.checkpoint import latest_checkpoint
     from minimalrl.eval.metrics import read_metrics
     from minimalrl.eval.plots import plot_runs
     from minimalrl.eval.run_summary import summary_lines
+    from minimalrl.train.checkpoint import latest_checkpoint
 
     output = Path(args.output)
     plots = output / "plots"
@@ -188,9 +188,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     import torch
 
-    from minimalrl.policy.fast.allocator import keep_freed_memory
     from minimalrl.data import load_problems
     from minimalrl.eval.evaluate import EvalSettings, ResultWriter, evaluate, format_summary
+    from minimalrl.policy.fast.allocator import keep_freed_memory
     from minimalrl.policy.models import load_policy
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -271,10 +271,10 @@ def _error_line(err: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minimalrl.train.checkpoint import CheckpointError
-    from minimalrl.train.config import ConfigError
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
+    from minimalrl.train.checkpoint import CheckpointError
+    from minimalrl.train.config import ConfigError
     from minimalrl.train.update import NonFiniteLossError
 
     args = build_parser().parse_args(argv)

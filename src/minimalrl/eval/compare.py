@@ -13,9 +13,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from minimalrl.train.config import TrainConfig, build_config, parse_assignments
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.eval.plots import plot_metric
+from minimalrl.train.config import TrainConfig, build_config, parse_assignments
 
 # The paper's ablation sets: which runs go on which figure.
 FIGURES = {

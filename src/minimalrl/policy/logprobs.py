@@ -20,10 +20,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
-from minimalrl.scale.fsdp import call_as_forward
 from minimalrl.policy.fast.head_logprobs import head_logprobs
 from minimalrl.policy.fast.matmul_attention import matmul_attention_for
 from minimalrl.policy.fast.packing import pack, packed_rows
+from minimalrl.scale.fsdp import call_as_forward
 
 
 def position_ids_from_mask(mask_BL: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
 
 def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """Hidden states (N, H) predicting each response token, in (response, position) order, with
-    the responses packed into as few rows as they fit (`minimalrl.policy.fast.packing`): no padding computed.
+    the responses packed into as few rows as they fit (`policy.fast.packing`): no padding computed.
 
     Numbers as `response_hidden_states` gives for the same tokens: same prompt cache, positions
     and visible keys; only the row a token sits in differs.

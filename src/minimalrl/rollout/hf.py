@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from minimalrl.policy.logprobs import position_ids_from_mask
 from minimalrl.policy.fast.matmul_attention import matmul_attention_for
 from minimalrl.policy.fast.prepacked_linear import prepacked_linears
+from minimalrl.policy.logprobs import position_ids_from_mask
 from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
 
 

@@ -24,9 +24,14 @@ from minimalrl.algorithms import (
     place_on_last_token,
     whiten,
 )
-from minimalrl.scale.distributed import SINGLE_PROCESS, DistContext, gather_objects, sum_tensor_across
 from minimalrl.policy.logprobs import over_micro_batches
 from minimalrl.rollout import Rollout
+from minimalrl.scale.distributed import (
+    SINGLE_PROCESS,
+    DistContext,
+    gather_objects,
+    sum_tensor_across,
+)
 
 
 @dataclass

@@ -25,9 +25,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from minimalrl.scale import fsdp
 from minimalrl.algorithms import get_algorithm
+from minimalrl.data import build_prompts, load_problems
+from minimalrl.eval.evaluate import EvalSettings, evaluate
+from minimalrl.eval.metrics import MetricsWriter
+from minimalrl.output import prepare_output
+from minimalrl.policy.critic import ValueModel
 from minimalrl.policy.fast.allocator import keep_freed_memory
+from minimalrl.policy.logprobs import backbone_and_head, logprob_temperature
+from minimalrl.policy.models import apply_lora, load_policy
+from minimalrl.policy.reference import Reference
+from minimalrl.reward import verify_batch
+from minimalrl.rollout import HFBackend, SamplingParams, score_rollout
+from minimalrl.scale import fsdp
+from minimalrl.scale.distributed import any_across, barrier, init_distributed, shard, sum_across
 from minimalrl.train.checkpoint import (
     TrainerState,
     check_config,
@@ -40,18 +51,7 @@ from minimalrl.train.checkpoint import (
     set_rng_state,
 )
 from minimalrl.train.config import ConfigError, TrainConfig
-from minimalrl.policy.critic import ValueModel
-from minimalrl.data import build_prompts, load_problems
-from minimalrl.scale.distributed import any_across, barrier, init_distributed, shard, sum_across
-from minimalrl.eval.evaluate import EvalSettings, evaluate
 from minimalrl.train.experience import build_experience, reduce_metrics, rollout_metrics
-from minimalrl.policy.logprobs import backbone_and_head, logprob_temperature
-from minimalrl.eval.metrics import MetricsWriter
-from minimalrl.policy.models import apply_lora, load_policy
-from minimalrl.output import prepare_output
-from minimalrl.policy.reference import Reference
-from minimalrl.reward import verify_batch
-from minimalrl.rollout import HFBackend, SamplingParams, score_rollout
 from minimalrl.train.update import UpdateSettings, optimizer_steps, update
 
 

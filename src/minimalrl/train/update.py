@@ -17,6 +17,8 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 
 from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
+from minimalrl.policy.fast.packing import packed_rows
+from minimalrl.policy.logprobs import response_logprobs
 from minimalrl.scale.distributed import (
     SINGLE_PROCESS,
     DistContext,
@@ -25,10 +27,8 @@ from minimalrl.scale.distributed import (
     sum_across,
     sum_gradients,
 )
-from minimalrl.train.experience import Experience
 from minimalrl.scale.fsdp import is_sharded
-from minimalrl.policy.logprobs import response_logprobs
-from minimalrl.policy.fast.packing import packed_rows
+from minimalrl.train.experience import Experience
 
 
 class NonFiniteLossError(RuntimeError):
