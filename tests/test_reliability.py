@@ -106,7 +106,7 @@ def test_forced_resume_runs_the_config_optimizer_settings(
                       lr_schedule="linear")  # fmt: skip
     trainer = Trainer(new, tmp_path, resume=True, force=True, progress=False)
     assert "lr 0.02 -> 0.001" in capsys.readouterr().out
-    group = trainer.optimizer.param_groups[0]
+    group = trainer.policy.optimizers.policy.param_groups[0]
     assert tuple(group["betas"]) == (0.8, 0.99) and group["weight_decay"] == 0.1
     records = trainer.run()
     # The linear schedule of the new config, from its base lr: 1e-3 * (1 - i/3) at iteration i.
@@ -121,11 +121,11 @@ def test_forced_resume_sets_the_critic_lr(tiny_model_dir, toy_task, tmp_path):
     changed = cfg.replace(critic_lr=3e-3, iterations=2, critic_weight_decay=0.1, adam_eps=1e-6,
                           critic_lr_schedule="linear")  # fmt: skip
     t = Trainer(changed, tmp_path, resume=True, force=True, progress=False)
-    (group,) = t.critic_optimizer.param_groups
+    (group,) = t.policy.optimizers.critic.param_groups
     # iteration 2 of 2 on a linear decay: half the base lr
     assert (group["lr"], group["weight_decay"], group["eps"]) == (1.5e-3, 0.1, 1e-6)
-    assert t.optimizer.param_groups[0]["eps"] == 1e-6
-    assert t.critic_scheduler.get_last_lr() == [1.5e-3]
+    assert t.policy.optimizers.policy.param_groups[0]["eps"] == 1e-6
+    assert t.policy.optimizers.critic_schedule.get_last_lr() == [1.5e-3]
 
 
 # ----------------------------------------------------------------- 3. a torn metrics line
@@ -357,7 +357,7 @@ def test_non_finite_and_bad_betas_are_refused_by_name(assignment, message, capsy
 
 # ----------------------------------------------------------------- 9. data and keys first
 def test_bad_data_fails_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
-    import minimalrl.train.trainer as tr
+    import minimalrl.policy.policy as tr
 
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the data was read")

@@ -90,13 +90,11 @@ def _evaluate_model(model_path: str, cfg: TrainConfig, final: FinalEval) -> dict
 
     model, tokenizer = load_policy(model_path)
     model.eval()
-    settings = EvalSettings(
+    settings = EvalSettings.from_config(
+        cfg,
         k=final.k,
         temperature=final.temperature,
-        seed=cfg.seed,
         max_new_tokens=final.max_new_tokens or cfg.max_new_tokens,
-        fallback_last_number=cfg.fallback_last_number,
-        system_prompt=cfg.system_prompt,
     )
     out = {}
     for bench in final.benchmarks:

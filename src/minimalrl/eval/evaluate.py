@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,7 +28,10 @@ from minimalrl.output import (
     write_text_atomic,
 )
 from minimalrl.reward import extract_answer, last_number, verify_batch
-from minimalrl.rollout import HFBackend, RolloutBackend, SamplingParams
+from minimalrl.rollout import BACKENDS, RolloutBackend, SamplingParams, make_backend
+
+if TYPE_CHECKING:
+    from minimalrl.train.config import TrainConfig
 
 GROUP_KEYS = ("subject", "level", "type")
 
@@ -71,6 +75,22 @@ class EvalSettings:
     training does by default, so train and eval accuracies compare); see `TrainConfig`."""
     system_prompt: str | None = None
     """Replaces the chat template's default system prompt when set."""
+    rollout_backend: str = "hf"
+    """What generates the responses (`minimalrl.rollout.BACKENDS`), as in training."""
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, **changes: Any) -> EvalSettings:
+        """Greedy evaluation as a training run does it: its seed, answer rule, system prompt,
+        backend and generation limit (`eval_max_new_tokens`, else `max_new_tokens`); `changes`
+        override any field."""
+        base = {
+            "max_new_tokens": cfg.eval_max_new_tokens or cfg.max_new_tokens,
+            "seed": cfg.seed,
+            "fallback_last_number": cfg.fallback_last_number,
+            "system_prompt": cfg.system_prompt,
+            "rollout_backend": cfg.rollout_backend,
+        }
+        return cls(**{**base, **changes})
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -83,6 +103,11 @@ class EvalSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ValueError("max_new_tokens and batch_size must be >= 1")
+        if self.rollout_backend not in BACKENDS:
+            raise ValueError(
+                f"unknown rollout backend {self.rollout_backend!r}; valid: "
+                f"{', '.join(sorted(BACKENDS))}"
+            )
 
 
 @dataclass
@@ -169,7 +194,7 @@ def evaluate(
     them as they come: a run stopped midway keeps what it did)."""
     if not problems:
         raise ValueError("no problems to evaluate")
-    backend = backend or HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
+    backend = backend or make_backend(settings.rollout_backend, model, tokenizer)
     prompts = build_prompts(tokenizer, problems, system_prompt=settings.system_prompt)
     ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad less

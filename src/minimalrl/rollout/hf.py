@@ -17,7 +17,7 @@ from transformers import DynamicCache
 from minimalrl.policy.fast.matmul_attention import matmul_attention_for
 from minimalrl.policy.fast.prepacked_linear import prepacked_linears
 from minimalrl.policy.logprobs import position_ids_from_mask
-from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
+from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
 
 
 def row_generators(
@@ -32,7 +32,7 @@ def row_generators(
     for key in keys:
         for j in range(n):
             g = torch.Generator(device=device)
-            g.manual_seed(hash((seed, key, j)) & 0x7FFF_FFFF_FFFF_FFFF)
+            g.manual_seed(derive_seed(seed, key, j))
             gens.append(g)
     return gens
 

@@ -160,11 +160,13 @@ class TrainConfig:
     """"fp32", or "bf16" (autocast: bfloat16 matmuls, float32 weights and log-probs)."""
     rollout_precision: str = "fp32"
     """"fp32", or "bf16": sample from a bfloat16 cast of the policy (made each iteration, freed
-    after), as bf16 vLLM rollouts do. 1.8x faster generation on a CPU with avx512_bf16 (this one;
-    16.1 -> 9.0 s for 64 sequences in an A/B);
-    log-probs, losses and the update follow `precision`, so π_old is the policy as the update
-    computes it and the samples come from a slightly different distribution (the usual
+    after), as bf16 vLLM rollouts do; faster generation on a CPU with avx512_bf16 (README,
+    "Speed"). Log-probs, losses and the update follow `precision`, so π_old is the policy as the
+    update computes it and the samples come from a slightly different distribution (the usual
     engine/trainer mismatch)."""
+    rollout_backend: str = "hf"
+    """What samples the rollouts, for training and evaluation alike: "hf" (transformers with a
+    KV cache, on the policy module itself). `minimalrl.rollout.BACKENDS` lists them."""
     track_kl_to_init: bool = True
     """Measure the kl_to_init curve (one reference forward per iteration) even without a KL term."""
 
@@ -279,6 +281,12 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        from minimalrl.rollout import BACKENDS
+
+        if self.rollout_backend not in BACKENDS:
+            raise ConfigError(
+                f"rollout_backend must be one of {tuple(BACKENDS)}, got {self.rollout_backend!r}"
+            )
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
 

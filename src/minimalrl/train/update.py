@@ -3,6 +3,10 @@
 A minibatch is one optimizer step; it is split into micro-batches whose gradients accumulate. Every
 loss is normalised by the minibatch's total kept tokens (or sequences), so the accumulated gradient
 equals the gradient of the whole minibatch at once (and, later, of all ranks together).
+
+This module decides what each step trains on and what its loss is; the policy seam
+(`minimalrl.policy.Policy`, through `TrainSteps`) runs the model: the forward passes, micro-batch
+planning, lock-step passes of sharded ranks and the optimizer steps.
 """
 
 from __future__ import annotations
@@ -10,25 +14,19 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Protocol
 
 import torch
-from torch import nn
-from torch.distributed.tensor import DTensor
 
 from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
-from minimalrl.policy.fast.packing import packed_rows
-from minimalrl.policy.logprobs import response_logprobs
-from minimalrl.scale.distributed import (
-    SINGLE_PROCESS,
-    DistContext,
-    gather_objects,
-    max_across,
-    sum_across,
-    sum_gradients,
-)
-from minimalrl.scale.fsdp import is_sharded
+from minimalrl.scale.distributed import DistContext, gather_objects, sum_across
 from minimalrl.train.experience import Experience
+
+if TYPE_CHECKING:
+    from minimalrl.policy.logprobs import TokenBatch
+    from minimalrl.rollout import Rollout
+    from minimalrl.train.config import TrainConfig
 
 
 class NonFiniteLossError(RuntimeError):
@@ -37,7 +35,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass(frozen=True)
 class UpdateSettings:
-    """The loss settings an update needs (taken from TrainConfig by the trainer)."""
+    """The loss settings an update needs (the TrainConfig fields of the same names)."""
 
     epochs: int
     minibatch_size: int
@@ -53,32 +51,88 @@ class UpdateSettings:
     value_clip: float
     grad_clip: float
     temperature: float
+    """The log-prob temperature (`policy.logprobs.logprob_temperature` of the sampling one)."""
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, temperature: float) -> UpdateSettings:
+        same = {f.name: getattr(cfg, f.name) for f in fields(cls) if f.name != "temperature"}
+        return cls(**same, temperature=temperature)
 
 
-def _trimmed(exp: Experience, rows: list[int], on_policy: bool) -> dict:
+class TrainSteps(Protocol):
+    """What the update asks of the model's runner (`minimalrl.policy.Policy` implements it)."""
+
+    ctx: DistContext
+
+    def micro_batches(
+        self, ro: Rollout, units: list[list[int]], units_per_micro: int
+    ) -> list[list[int] | None]:
+        """Rows of each micro-batch of a minibatch (None: an idle pass to keep ranks in step)."""
+        ...
+
+    def logprobs(
+        self, batch: TokenBatch, *, temperature: float, with_entropy: bool, entropy_grad: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The policy's per-token log-probs (B, R), with gradients, and entropies if asked."""
+        ...
+
+    def values(self, batch: TokenBatch) -> torch.Tensor | None:
+        """The critic's values (B, R), with gradients; None without a critic."""
+        ...
+
+    def idle_step(self, ro: Rollout) -> None:
+        """A forward/backward that adds zero to every gradient."""
+        ...
+
+    def optimizer_step(self, grad_clip: float) -> float:
+        """Clip and apply the accumulated gradients (policy, then critic); the policy's norm."""
+        ...
+
+
+@dataclass
+class MicroBatch:
+    """The rows of one forward/backward, trimmed to their longest response (R' columns)."""
+
+    tokens: TokenBatch
+    mask_BR: torch.Tensor
+    advantages_BR: torch.Tensor
+    loss_ref_BR: torch.Tensor | None = None
+    """What the loss's ratio compares against; None: this forward's own detached log-probs."""
+    ref_BR: torch.Tensor | None = None
+    """The initial model's log-probs (KL penalty)."""
+    returns_BR: torch.Tensor | None = None
+    old_values_BR: torch.Tensor | None = None
+
+
+@dataclass
+class UpdateResult:
+    metrics: dict[str, float]
+    """See `_MetricTotals`; empty when there was nothing to train."""
+    scored: list[tuple[list[int], torch.Tensor, torch.Tensor | None]] = field(default_factory=list)
+    """On-policy: (rows, log-probs, entropies) of each micro-batch's forward before the step."""
+
+
+def _micro_batch(exp: Experience, rows: list[int], loss_ref_BR: torch.Tensor | None) -> MicroBatch:
     """The rows' token batch (padding columns cut off) and their per-token tensors, as wide."""
     tokens = exp.rollout.select(rows)
     idx = torch.tensor(rows, dtype=torch.long)
     r1 = tokens.response_ids_BR.shape[1]
-    out: dict = {
-        "tokens": tokens,
-        "mask": tokens.response_mask_BR,
-        "advantages": exp.advantages_BR[idx, :r1],
-    }
-    optional = {
-        # on-policy, π_old is the micro-step's own forward (see `update`)
-        "loss_ref": None if on_policy and exp.loss_ref == "sampling" else exp.loss_ref_logp_BR,
-        "ref": exp.ref_logp_BR,
-        "returns": exp.returns_BR,
-        "old_values": exp.old_values_BR,
-    }
-    for key, t in optional.items():
-        if t is not None:
-            out[key] = t[idx, :r1]
-    return out
+
+    def cut(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t[idx, :r1]
+
+    return MicroBatch(
+        tokens=tokens,
+        mask_BR=tokens.response_mask_BR,
+        advantages_BR=exp.advantages_BR[idx, :r1],
+        loss_ref_BR=cut(loss_ref_BR),
+        ref_BR=cut(exp.ref_logp_BR),
+        returns_BR=cut(exp.returns_BR),
+        old_values_BR=cut(exp.old_values_BR),
+    )
 
 
-def _layout(units: list[list[int]]) -> list[int]:
+def layout(units: list[list[int]]) -> list[int]:
     """Rows of a group of units, slot by slot: all first members, then all second members.
 
     For DPO pairs this is the "K chosen rows then their K rejected rows" layout its loss expects.
@@ -87,19 +141,17 @@ def _layout(units: list[list[int]]) -> list[int]:
 
 
 def _micro_step(
-    model: nn.Module,
-    critic: nn.Module | None,
+    steps: TrainSteps,
     alg: Algorithm,
     s: UpdateSettings,
-    b: dict[str, torch.Tensor],
+    b: MicroBatch,
     norm: dict[str, float],
     on_policy: bool,
 ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor | None]:
     """Forward, loss and backward of one micro-batch; returns its metrics and the forward's
     detached log-probs and entropies (entropies when in the loss or `on_policy`)."""
-    logp, ent = response_logprobs(
-        model,
-        b["tokens"],
+    logp, ent = steps.logprobs(
+        b.tokens,
         temperature=s.temperature,
         with_entropy=s.entropy_coef > 0 or on_policy,
         entropy_grad=s.entropy_coef > 0,
@@ -107,9 +159,9 @@ def _micro_step(
     loss, metrics = POLICY_LOSSES[alg.loss](
         logp,
         # On-policy (one optimizer step): π_old is this very forward, the weights being unchanged.
-        b["loss_ref"] if "loss_ref" in b else logp.detach(),
-        b["advantages"],
-        b["mask"],
+        b.loss_ref_BR if b.loss_ref_BR is not None else logp.detach(),
+        b.advantages_BR,
+        b.mask_BR,
         clip_low=s.clip_low,
         clip_high=s.clip_high,
         dual_clip=s.dual_clip,
@@ -119,19 +171,20 @@ def _micro_step(
     )
     out = {k: float(v.detach()) for k, v in metrics.items()}
     if s.kl_coef > 0:
-        kl = aggregate(kl_penalty(logp, b["ref"], s.kl_estimator), b["mask"], s.loss_agg, **norm)
+        assert b.ref_BR is not None
+        kl = aggregate(kl_penalty(logp, b.ref_BR, s.kl_estimator), b.mask_BR, s.loss_agg, **norm)
         loss = loss + s.kl_coef * kl
         out["kl_loss"] = float(kl.detach())
     if s.entropy_coef > 0:
         assert ent is not None
-        loss = loss - s.entropy_coef * aggregate(ent, b["mask"], s.loss_agg, **norm)
-    if critic is not None:
-        values = critic(b["tokens"])
+        loss = loss - s.entropy_coef * aggregate(ent, b.mask_BR, s.loss_agg, **norm)
+    values = steps.values(b.tokens)
+    if values is not None:
         vloss, vmetrics = clipped_value_loss(
             values,
-            b["old_values"],
-            b["returns"],
-            b["mask"],
+            b.old_values_BR,
+            b.returns_BR,
+            b.mask_BR,
             clip_eps=s.value_clip,
             agg=s.loss_agg,
             **norm,
@@ -147,82 +200,11 @@ def _micro_step(
     return out, logp.detach(), None if ent is None else ent.detach()
 
 
-def _clip_and_step(
-    params: list[nn.Parameter],
-    opt: torch.optim.Optimizer,
-    max_norm: float,
-    ctx: DistContext,
-    sharded: bool,
-) -> float:
-    if not sharded:  # (FSDP already summed them in its reduce-scatter)
-        sum_gradients(params, ctx)  # the loss was normalised by all ranks' tokens: sum, not mean
-    norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm > 0 else math.inf)
-    if isinstance(norm, DTensor):
-        norm = norm.full_tensor()
-    if not torch.isfinite(norm):
-        raise NonFiniteLossError(f"gradient norm is {float(norm)}")
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    # bf16 autocast keeps its cast copy of each weight until the outermost autocast block ends
-    # (the trainer's spans the iteration): without this, later minibatches would run the
-    # weights as they were before this step.
-    torch.clear_autocast_cache()
-    return float(norm)
-
-
-def _idle_step(model: nn.Module, critic: nn.Module | None, exp: Experience) -> None:
-    """A forward/backward that adds zero to every gradient: keeps a sharded rank that has run
-    out of micro-batches in step with the others' collectives."""
-    one = exp.rollout.select([0])
-    logp, _ = response_logprobs(model, one)
-    zero = 0.0 * logp.sum()
-    if critic is not None:
-        zero = zero + 0.0 * critic(one).sum()
-    zero.backward()
-
-
 def _split(order: list[int], parts: int) -> list[list[int]]:
     """`order` cut into `parts` nearly equal consecutive chunks (some may be empty)."""
     size, extra = divmod(len(order), parts)
     bounds = [i * size + min(i, extra) for i in range(parts + 1)]
     return [order[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def _positions(exp: Experience, rows: list[int]) -> int:
-    """Positions one forward over `rows` computes: its distinct prompts (each once, at the widest
-    prompt's width) plus the responses packed into rows as wide as the longest (`packing`)."""
-    ro = exp.rollout
-    prompts = ro.prompt_index_B[rows].unique()
-    prompt_width = int(ro.prompt_mask_UP[prompts].sum(-1).max())
-    lengths = ro.response_lengths_B[rows].tolist()
-    return len(prompts) * prompt_width + packed_rows(lengths) * max(lengths)
-
-
-def _micro_batches(exp: Experience, mb: list[list[int]], units_per_micro: int) -> list[list[int]]:
-    """Rows of each micro-batch, in whichever of two orders computes fewer positions:
-
-    - units sorted by response length: similar lengths pad together;
-    - a prompt's units together (groups sorted by their longest response): the prompt's forward
-      is shared by its responses (`logprobs.response_token_states`), n samples cost one prompt.
-
-    The order of micro-batches does not change the accumulated gradient (up to rounding).
-    """
-    ro = exp.rollout
-    length = {b: int(n) for b, n in enumerate(ro.response_lengths_B.tolist())}
-    prompt = ro.prompt_index_B.tolist()
-    unit_len = {id(u): max(length[r] for r in u) for u in mb}
-    group_len: dict[int, int] = {}
-    for u in mb:
-        group_len[prompt[u[0]]] = max(group_len.get(prompt[u[0]], 0), unit_len[id(u)])
-    orders = [
-        sorted(mb, key=lambda u: unit_len[id(u)]),
-        sorted(mb, key=lambda u: (group_len[prompt[u[0]]], prompt[u[0]], unit_len[id(u)])),
-    ]
-    layouts = [
-        [_layout(order[i : i + units_per_micro]) for i in range(0, len(order), units_per_micro)]
-        for order in orders
-    ]
-    return min(layouts, key=lambda micro: sum(_positions(exp, rows) for rows in micro))
 
 
 # Micro-batch values that are parts of the minibatch's loss (each is normalised by the whole
@@ -282,79 +264,63 @@ def optimizer_steps(exp: Experience, alg: Algorithm, s: UpdateSettings, ctx: Dis
 
 
 def update(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    steps: TrainSteps,
     exp: Experience,
     alg: Algorithm,
     s: UpdateSettings,
     generator: torch.Generator,
     *,
-    critic: nn.Module | None = None,
-    critic_optimizer: torch.optim.Optimizer | None = None,
-    ctx: DistContext = SINGLE_PROCESS,
+    old_logp_BR: torch.Tensor | None = None,
     on_policy: bool = False,
-) -> dict[str, float]:
+) -> UpdateResult:
     """All minibatch steps of one iteration; returns its metrics (see `_MetricTotals`: the same
     for any micro-batch size and number of ranks), `grad_norm` averaged over optimizer steps.
 
     `minibatch_size` counts responses over all ranks: every rank cuts its share of the batch into
     the same number of minibatches, so the optimizer steps stay in lockstep.
 
-    `on_policy`: the rollout was not scored, and the update is a single optimizer step. The
-    weights have not moved before that step, so each micro-batch's own detached log-probs are
-    π_old (ratio 1; the gradient of the clipped loss is unchanged); they and the entropies are
-    written into `exp.rollout` for the trained rows, as `score_rollout` would have computed them
-    in a separate forward.
+    `old_logp_BR`: π_old of the rollout, which ratio losses compare against (DPO against the
+    initial model compares against `exp.ref_logp_BR` instead). `on_policy`: π_old was not scored
+    and the update is a single optimizer step. The weights have not moved before that step, so
+    each micro-batch's own detached log-probs are π_old (ratio 1; the gradient of the clipped loss
+    is unchanged); they and the entropies come back in `UpdateResult.scored`, as a separate
+    scoring forward would have computed them.
     """
-    units = exp.units
-    per_unit = 2 if alg.needs_pairs else 1
+    ctx = steps.ctx
     steps_planned = optimizer_steps(exp, alg, s, ctx)
     if steps_planned == 0:
-        return {}
+        return UpdateResult({})
     if on_policy and steps_planned > 1:
         raise ValueError(
             f"on_policy needs a single optimizer step, this update takes {steps_planned}: "
-            "score the rollout (score_rollout) and pass on_policy=False"
+            "score π_old first and pass it as old_logp_BR"
         )
-    n_minibatches = steps_planned // s.epochs
-    sharded = is_sharded(model)
-    units_per_micro = max(1, s.micro_batch_size // per_unit)
-    params = [p for p in model.parameters() if p.requires_grad]
-    critic_params = list(critic.parameters()) if critic is not None else []
-    totals = _MetricTotals()
+    loss_ref_BR = exp.ref_logp_BR if exp.loss_ref == "initial" else old_logp_BR
+    units_per_micro = max(1, s.micro_batch_size // (2 if alg.needs_pairs else 1))
+    totals, result = _MetricTotals(), UpdateResult({})
     grad_norm = 0.0
-    steps = 0
     for _ in range(s.epochs):
-        order = torch.randperm(len(units), generator=generator).tolist()
-        for chunk in _split(order, n_minibatches):
-            mb = [units[i] for i in chunk]
-            rows = _layout(mb) if mb else []
+        order = torch.randperm(len(exp.units), generator=generator).tolist()
+        for chunk in _split(order, steps_planned // s.epochs):
+            mb = [exp.units[i] for i in chunk]
+            rows = layout(mb) if mb else []
             norm = {
                 "num_tokens": max(
                     1.0, sum_across(float(exp.rollout.response_mask_BR[rows].sum()), ctx)
                 ),
                 "num_seqs": max(1.0, sum_across(float(len(rows)), ctx)),
             }
-            micro_batches: list[list[int] | None] = (
-                list(_micro_batches(exp, mb, units_per_micro)) if mb else []
-            )
-            if sharded:  # every forward/backward is a collective: all ranks run as many
-                most = int(max_across(float(len(micro_batches)), ctx))
-                micro_batches += [None] * (most - len(micro_batches))
-            for micro_rows in micro_batches:
+            for micro_rows in steps.micro_batches(exp.rollout, mb, units_per_micro):
                 if micro_rows is None:
-                    _idle_step(model, critic, exp)
+                    steps.idle_step(exp.rollout)
                     continue
-                batch = _trimmed(exp, micro_rows, on_policy)
-                out, logp, ent = _micro_step(model, critic, alg, s, batch, norm, on_policy)
+                batch = _micro_batch(exp, micro_rows, loss_ref_BR)
+                out, logp, ent = _micro_step(steps, alg, s, batch, norm, on_policy)
                 if on_policy:
-                    exp.rollout.store_scores(micro_rows, logp, ent)
-                totals.add(out, float(batch["mask"].sum()))
-            grad_norm += _clip_and_step(params, optimizer, s.grad_clip, ctx, sharded)
-            if critic_optimizer is not None:
-                _clip_and_step(critic_params, critic_optimizer, s.grad_clip, ctx, sharded)
-            steps += 1
-    metrics = totals.result(steps, ctx)
-    metrics["grad_norm"] = grad_norm / steps
-    metrics["optimizer_steps"] = steps
-    return metrics
+                    result.scored.append((micro_rows, logp, ent))
+                totals.add(out, float(batch.mask_BR.sum()))
+            grad_norm += steps.optimizer_step(s.grad_clip)
+    result.metrics = totals.result(steps_planned, ctx)
+    result.metrics["grad_norm"] = grad_norm / steps_planned
+    result.metrics["optimizer_steps"] = steps_planned
+    return result
