@@ -207,21 +207,8 @@ def evaluate(
     bar = tqdm(total=len(problems), desc="eval", disable=not progress, unit="problem")
     for b in range(0, len(order), per_batch):
         chunk = order[b : b + per_batch]
-        params = SamplingParams(
-            n=settings.k,
-            max_new_tokens=settings.max_new_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            seed=settings.seed,
-        )
-        # Keyed by problem index: a problem's samples do not depend on the batching.
-        out = backend.generate([ids[i] for i in chunk], params, prompt_keys=chunk)
-        tokens += int(out.response_mask_BR.sum())
-        texts = tokenizer.batch_decode(
-            out.response_ids_BR.masked_fill(out.response_mask_BR == 0, tokenizer.pad_token_id),
-            skip_special_tokens=True,
-        )
-        responses = [texts[r * settings.k : (r + 1) * settings.k] for r in range(len(chunk))]
+        responses, generated = _generate(backend, tokenizer, ids, chunk, settings)
+        tokens += generated
         chunk_rows, chunk_samples, chunk_other = _verify_problems(
             [problems[i] for i in chunk], responses, settings
         )
@@ -232,8 +219,40 @@ def evaluate(
             on_samples([s for mine in chunk_samples for s in mine])
         bar.update(len(chunk))
     bar.close()
-    seconds = time.perf_counter() - start
     summary = _summarise(rows, problems, settings.k)
+    _add_rates(summary, other, settings, time.perf_counter() - start, tokens, len(problems))
+    return EvalResult(summary, [s for mine in samples for s in mine])
+
+
+def _generate(
+    backend: RolloutBackend,
+    tokenizer: PreTrainedTokenizerBase,
+    ids: list[list[int]],
+    chunk: list[int],
+    settings: EvalSettings,
+) -> tuple[list[list[str]], int]:
+    """The k response texts of each problem of `chunk`, and how many tokens were generated."""
+    params = SamplingParams(
+        n=settings.k,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+    )
+    # Keyed by problem index: a problem's samples do not depend on the batching.
+    out = backend.generate([ids[i] for i in chunk], params, prompt_keys=chunk)
+    texts = tokenizer.batch_decode(
+        out.response_ids_BR.masked_fill(out.response_mask_BR == 0, tokenizer.pad_token_id),
+        skip_special_tokens=True,
+    )
+    k = settings.k
+    return [texts[r * k : (r + 1) * k] for r in range(len(chunk))], int(out.response_mask_BR.sum())
+
+
+def _add_rates(
+    summary: dict, other: list[bool], settings: EvalSettings, seconds: float, tokens: int, n: int
+) -> None:
+    """The accuracy under each answer rule, the speed, and the settings, into `summary`."""
     rule, other_rule = (
         ("last_number", "strict") if settings.fallback_last_number else ("strict", "last_number")
     )
@@ -242,11 +261,10 @@ def evaluate(
     summary.update(
         seconds=seconds,
         generated_tokens=tokens,
-        problems_per_second=len(problems) / seconds,
+        problems_per_second=n / seconds,
         tokens_per_second=tokens / seconds,
         settings=settings.__dict__,
     )
-    return EvalResult(summary, [s for mine in samples for s in mine])
 
 
 def write_result(result: EvalResult, output: str | Path) -> None:

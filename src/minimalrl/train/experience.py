@@ -67,7 +67,7 @@ def build_experience(
     correct_reward: float,
     wrong_reward: float,
     band: tuple[float, float],
-    ref_logp_BR: torch.Tensor | None,
+    ref_logp_BR: torch.Tensor | None,  # the initial model's and the critic's scores of `ro`
     values_BR: torch.Tensor | None,
     gamma: float,
     lam: float,
@@ -75,10 +75,7 @@ def build_experience(
     pair_reference: str,
     ctx: DistContext = SINGLE_PROCESS,
 ) -> Experience:
-    """Rewards -> filter + advantages (group or critic) -> the units the update iterates over.
-
-    `ref_logp_BR`, `values_BR`: the scores of the rollout under the initial model and the critic
-    (`minimalrl.policy.Policy.score`), when the algorithm or the metrics use them."""
+    """Rewards -> filter + advantages (group or critic) -> the units the update iterates over."""
     mask_BR = ro.response_mask_BR
     correct_PG = correct_B.view(-1, group_size)
     rewards_PG = torch.where(correct_PG, correct_reward, wrong_reward).float()

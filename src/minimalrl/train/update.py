@@ -279,12 +279,10 @@ def update(
     `minibatch_size` counts responses over all ranks: every rank cuts its share of the batch into
     the same number of minibatches, so the optimizer steps stay in lockstep.
 
-    `old_logp_BR`: π_old of the rollout, which ratio losses compare against (DPO against the
-    initial model compares against `exp.ref_logp_BR` instead). `on_policy`: π_old was not scored
-    and the update is a single optimizer step. The weights have not moved before that step, so
-    each micro-batch's own detached log-probs are π_old (ratio 1; the gradient of the clipped loss
-    is unchanged); they and the entropies come back in `UpdateResult.scored`, as a separate
-    scoring forward would have computed them.
+    `old_logp_BR`: π_old, what ratio losses compare against (DPO against the initial model:
+    `exp.ref_logp_BR`). `on_policy`: π_old was not scored, and the update is a single optimizer
+    step: the weights have not moved before it, so each micro-batch's own detached log-probs are
+    π_old (ratio 1, the clipped loss's gradient unchanged); they come back in `scored`.
     """
     ctx = steps.ctx
     steps_planned = optimizer_steps(exp, alg, s, ctx)
