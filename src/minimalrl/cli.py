@@ -81,6 +81,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         help="judge a response with no \\boxed{} / #### / 'the answer is' by its last number "
         "(default: on, as in training)",
     )
+    p.add_argument(
+        "--rollout-backend", default="hf", help="what generates (as training's rollout_backend)"
+    )
     p.add_argument("--output", help="write DIR/summary.json and DIR/samples.jsonl")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     p.add_argument("--no-progress", action="store_true")
@@ -206,6 +209,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         fallback_last_number=args.fallback_last_number,
+        rollout_backend=args.rollout_backend,
     )
     problems = load_problems(args.benchmark, limit=args.limit)
     writer = ResultWriter(args.output) if args.output else None  # checked before the work

@@ -152,8 +152,8 @@ class TrainConfig:
     """torch threads (0 = all cores)."""
     keep_freed_memory: bool = True
     """On CPU (Linux, glibc): malloc keeps freed memory for reuse instead of returning it to the
-    kernel, so activations are not page-faulted afresh every step (-12% update time here; see
-    `minimalrl.policy.fast.allocator`). Process-wide; memory stays near its peak between phases."""
+    kernel, so activations are not page-faulted afresh every step (faster updates: README,
+    "Speed"). Process-wide; memory stays near its peak between phases."""
     device: str = "cpu"
     """"cpu", "cuda", or "auto" (CUDA when present). Under torchrun each rank takes its GPU."""
     precision: str = "fp32"
