@@ -139,3 +139,15 @@ def test_resume_tells_the_backend_of_the_loaded_weights(
     train(cfg, tmp_path, progress=False)
     Trainer(cfg.replace(iterations=2), tmp_path, resume=True, progress=False)
     assert recording[-1].events == ["sync"]
+
+
+@pytest.mark.parametrize(("old", "new"), [("trainer", "train.trainer"), ("fsdp", "scale.fsdp")])
+def test_old_import_paths_still_work_and_warn(old, new):
+    import importlib
+    import sys
+
+    sys.modules.pop(f"minimalrl.{old}", None)
+    with pytest.warns(DeprecationWarning, match=f"minimalrl.{old} moved to minimalrl.{new}"):
+        module = importlib.import_module(f"minimalrl.{old}")
+    assert module is importlib.import_module(f"minimalrl.{new}")
+    assert module.__spec__.name == f"minimalrl.{new}"

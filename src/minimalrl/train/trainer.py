@@ -1,11 +1,12 @@
 """The RL loop of every algorithm (PAPER.md, "Setting"), in the paper's order:
 
-    prompts -> rollouts -> rewards -> filter + advantages -> E epochs of minibatch updates
-            -> metrics, checkpoints, eval
+    prompts -> generate -> reward -> score -> experience (filter + advantages)
+            -> train (E epochs of minibatch updates) -> metrics, checkpoints, eval
 
-The trainer owns no math and names no algorithm: it reads the registry record's flags
-(`needs_critic`, `needs_pairs`) and calls the pure functions of `minimalrl.algorithms`.
-Randomness is derived from (seed, iteration), so a resumed run repeats an uninterrupted one exactly.
+The trainer orchestrates: it owns no math and names no algorithm, and runs the model only through
+the policy seam (`minimalrl.policy.Policy`: sampling, scoring, training steps, precision,
+sharding, checkpoint state). Randomness is derived from (seed, iteration, purpose), so a resumed
+run repeats an uninterrupted one exactly.
 """
 
 from __future__ import annotations
