@@ -151,3 +151,24 @@ def test_old_import_paths_still_work_and_warn(old, new):
         module = importlib.import_module(f"minimalrl.{old}")
     assert module is importlib.import_module(f"minimalrl.{new}")
     assert module.__spec__.name == f"minimalrl.{new}"
+
+
+def test_trainer_and_update_reach_the_model_only_through_the_seam():
+    """Neither imports FSDP nor a CPU fast path (packing, fused head, matmul attention, prepacked
+    linears, allocator): those are the policy's decisions."""
+    import ast
+    from pathlib import Path
+
+    import minimalrl.train.trainer as trainer
+    import minimalrl.train.update as update
+
+    for module in (trainer, update):
+        tree = ast.parse(Path(module.__file__).read_text())
+        names = {
+            f"{n.module}.{a.name}" if isinstance(n, ast.ImportFrom) else a.name
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+            for a in n.names
+        }
+        banned = {n for n in names if "fsdp" in n or n.startswith("minimalrl.policy.fast")}
+        assert not banned, (module.__name__, banned)
