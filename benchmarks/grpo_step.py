@@ -13,8 +13,8 @@ Each worker loads the model (timed apart), runs `--warmup` untimed steps (first-
 optimizer state, kernel selection, the heap growing to its working size) and then one timed
 step, split into phases (and its page faults and system time recorded):
 
-- minimalrl: generate, old log-probs (`score_rollout`; skipped when the update is a single
-  optimizer step, whose own forward is π_old), reward, reference log-probs
+- minimalrl: generate, old log-probs (the policy's scoring forward; skipped when the update is a
+  single optimizer step, whose own forward is π_old), reward, reference log-probs
   (computed every iteration for the kl_to_init metric, even with no KL penalty), update;
 - TRL: generate, reward, update (the step minus `_generate_and_score_completions`). With
   num_iterations=1 and beta=0 TRL computes neither old nor reference log-probs.
@@ -117,7 +117,7 @@ def _count_generated(clock: PhaseClock, args: tuple, ro: Any) -> None:
 
 
 def _count_trained(clock: PhaseClock, args: tuple, out: Any) -> None:
-    exp = args[2]  # update(model, optimizer, exp, ...)
+    exp = args[1]  # update(steps, exp, ...)
     rows = exp.trained_rows
     ro = exp.rollout
     response = int(ro.response_mask_BR[rows].sum())
@@ -134,8 +134,9 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
     """Build a Trainer, run warm-up iterations, then time one `Trainer.iteration`."""
     import torch
 
-    from minimalrl import trainer as trainer_mod
-    from minimalrl.config import TrainConfig
+    from minimalrl.policy import policy as policy_mod
+    from minimalrl.train import trainer as trainer_mod
+    from minimalrl.train.config import TrainConfig
 
     rows = args.prompts * args.samples
     cfg = TrainConfig(
@@ -171,18 +172,17 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
         rss_loaded = peak_rss_mib()
         clock = PhaseClock()
         # The trainer calls these by module-level name: wrap them there (this process is throwaway).
-        trainer.backend.generate = clock.wrap(
-            "generate", trainer.backend.generate, _count_generated
-        )
+        policy = trainer.policy
+        policy.backend.generate = clock.wrap("generate", policy.backend.generate, _count_generated)
         # Not called when the update is one optimizer step (its own forward is π_old).
-        trainer_mod.score_rollout = clock.wrap("old_logprobs", trainer_mod.score_rollout)
+        policy._policy_scores = clock.wrap("old_logprobs", policy._policy_scores)
         required = ["generate", "reward", "update"]
-        if trainer.reference is not None:  # only with --track-kl (kl_to_init curve)
-            ref = trainer.reference
+        if policy.reference is not None:  # only with --track-kl (kl_to_init curve)
+            ref = policy.reference
             ref.logprobs = clock.wrap("ref_logprobs", ref.logprobs)
             required.append("ref_logprobs")
         trainer_mod.verify_batch = clock.wrap("reward", trainer_mod.verify_batch)
-        trainer_mod.update = clock.wrap("update", trainer_mod.update, _count_trained)
+        policy_mod.update = clock.wrap("update", policy_mod.update, _count_trained)
         steps = []
         for it in range(args.warmup + 1):
             clock.reset()
@@ -195,7 +195,9 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
             step.update(accuracy=record["accuracy"], response_length=record["response_length"])
             steps.append(step)
         trainer.metrics.close()
-    n_params = sum(p.numel() for p in trainer.model.parameters())  # tied weights counted once
+    n_params = sum(
+        p.numel() for p in trainer.policy.model.parameters()
+    )  # tied weights counted once
     return {
         "load_seconds": load_seconds,
         "load_note": "Trainer(): policy load, reference copy, optimizer, data, metrics writer",
@@ -285,7 +287,7 @@ def trl_worker(args: argparse.Namespace) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from minimalrl.data import build_prompts, load_problems
-    from minimalrl.models import load_policy
+    from minimalrl.policy.models import load_policy
     from minimalrl.reward import verify_batch
 
     torch.set_num_threads(args.threads)

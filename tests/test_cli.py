@@ -8,7 +8,7 @@ import pytest
 
 from minimalrl.algorithms import ALGORITHMS
 from minimalrl.cli import main
-from minimalrl.metrics import read_metrics
+from minimalrl.eval.metrics import read_metrics
 
 
 def test_algorithms_lists_every_name(capsys):

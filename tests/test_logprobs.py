@@ -7,7 +7,8 @@ import contextlib
 import pytest
 import torch
 
-from minimalrl.logprobs import (
+from minimalrl.policy.fast.packing import pack
+from minimalrl.policy.logprobs import (
     TokenBatch,
     _packing_applies,
     batched_logprobs,
@@ -15,8 +16,7 @@ from minimalrl.logprobs import (
     response_hidden_states,
     response_logprobs,
 )
-from minimalrl.models import load_policy
-from minimalrl.packing import pack
+from minimalrl.policy.models import load_policy
 from minimalrl.rollout import HFBackend, SamplingParams, pad_left
 
 
@@ -116,8 +116,8 @@ def test_greedy_sampler_matches_hf_generate(tiny):
 def test_matmul_attention_equals_sdpa_when_decoding_a_padded_batch(tiny):
     from transformers import DynamicCache
 
-    from minimalrl.logprobs import position_ids_from_mask
-    from minimalrl.matmul_attention import matmul_attention_for
+    from minimalrl.policy.fast.matmul_attention import matmul_attention_for
+    from minimalrl.policy.logprobs import position_ids_from_mask
 
     model, tokenizer = tiny
     assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA stacking
@@ -212,7 +212,7 @@ def test_bf16_rollout_samples_from_the_cast_weights_and_leaves_the_policy(tiny):
 
 
 def test_critic_values_from_packed_rows_equal_padded(tiny):
-    from minimalrl.critic import ValueModel
+    from minimalrl.policy.critic import ValueModel
 
     model, tokenizer = tiny
     b = _batch(tokenizer)
@@ -230,7 +230,7 @@ def test_matmul_attention_equals_sdpa_with_grouped_heads_and_a_4d_mask():
 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from minimalrl.matmul_attention import matmul_attention_forward
+    from minimalrl.policy.fast.matmul_attention import matmul_attention_forward
 
     g = torch.Generator().manual_seed(0)
     B, H, Hkv, Q, L, D = 3, 4, 2, 5, 9, 8  # query heads 2j, 2j+1 share key/value head j
@@ -257,7 +257,7 @@ def test_matmul_attention_equals_sdpa_with_grouped_heads_and_a_4d_mask():
 def test_packed_states_under_bf16_autocast_use_matmul_attention_and_match_padded(tiny):
     from unittest import mock
 
-    import minimalrl.matmul_attention as ma
+    import minimalrl.policy.fast.matmul_attention as ma
 
     model, tokenizer = tiny
     b = _batch(tokenizer)

@@ -6,18 +6,20 @@ import torch
 from test_trainer import toy_config
 from transformers import AutoModelForCausalLM
 
-from minimalrl.checkpoint import latest_checkpoint
 from minimalrl.cli import main
-from minimalrl.trainer import Trainer, train
+from minimalrl.train.checkpoint import latest_checkpoint
+from minimalrl.train.trainer import Trainer, train
 
 
 def test_lora_learns_and_keeps_no_reference_copy(tiny_wide_logits_model_dir, toy_task, tmp_path):
     model_dir = tiny_wide_logits_model_dir
     cfg = toy_config(model_dir, toy_task, lora_rank=8, lora_alpha=16, lr=1e-2, iterations=12)
     trainer = Trainer(cfg, tmp_path, progress=False)
-    assert trainer.reference.model is trainer.model  # adapters disabled, no second copy
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in trainer.model.parameters())
+    assert (
+        trainer.policy.reference.model is trainer.policy.model
+    )  # adapters disabled, no second copy
+    trainable = sum(p.numel() for p in trainer.policy.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in trainer.policy.model.parameters())
     assert 0 < trainable < total / 2
     records = trainer.run()
     acc = [r["accuracy"] for r in records]

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from test_trainer import toy_config
 
-from minimalrl.checkpoint import CheckpointError, latest_checkpoint
 from minimalrl.cli import main
 from minimalrl.data import DataError, load_problems
-from minimalrl.metrics import read_metrics
-from minimalrl.trainer import Trainer, train
+from minimalrl.eval.metrics import read_metrics
+from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
+from minimalrl.train.trainer import Trainer, train
 
 
 def _mount(*args: str) -> bool:
@@ -106,7 +106,7 @@ def test_forced_resume_runs_the_config_optimizer_settings(
                       lr_schedule="linear")  # fmt: skip
     trainer = Trainer(new, tmp_path, resume=True, force=True, progress=False)
     assert "lr 0.02 -> 0.001" in capsys.readouterr().out
-    group = trainer.optimizer.param_groups[0]
+    group = trainer.policy.optimizers.policy.param_groups[0]
     assert tuple(group["betas"]) == (0.8, 0.99) and group["weight_decay"] == 0.1
     records = trainer.run()
     # The linear schedule of the new config, from its base lr: 1e-3 * (1 - i/3) at iteration i.
@@ -121,11 +121,11 @@ def test_forced_resume_sets_the_critic_lr(tiny_model_dir, toy_task, tmp_path):
     changed = cfg.replace(critic_lr=3e-3, iterations=2, critic_weight_decay=0.1, adam_eps=1e-6,
                           critic_lr_schedule="linear")  # fmt: skip
     t = Trainer(changed, tmp_path, resume=True, force=True, progress=False)
-    (group,) = t.critic_optimizer.param_groups
+    (group,) = t.policy.optimizers.critic.param_groups
     # iteration 2 of 2 on a linear decay: half the base lr
     assert (group["lr"], group["weight_decay"], group["eps"]) == (1.5e-3, 0.1, 1e-6)
-    assert t.optimizer.param_groups[0]["eps"] == 1e-6
-    assert t.critic_scheduler.get_last_lr() == [1.5e-3]
+    assert t.policy.optimizers.policy.param_groups[0]["eps"] == 1e-6
+    assert t.policy.optimizers.critic_schedule.get_last_lr() == [1.5e-3]
 
 
 # ----------------------------------------------------------------- 3. a torn metrics line
@@ -141,7 +141,7 @@ def test_torn_metrics_tail_is_dropped_on_resume(tiny_model_dir, toy_task, tmp_pa
 
 
 def test_metrics_rewrite_is_atomic_and_names_a_bad_line(tmp_path, monkeypatch):
-    import minimalrl.metrics as m
+    import minimalrl.eval.metrics as m
     from minimalrl import output
 
     path = tmp_path / "metrics.jsonl"
@@ -187,7 +187,7 @@ def _eval_argv(model, task, out) -> list[str]:
 
 
 def test_eval_checks_the_output_before_loading_the_model(toy_task, tmp_path, monkeypatch, capsys):
-    import minimalrl.models as models
+    import minimalrl.policy.models as models
 
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the output was checked")
@@ -205,7 +205,7 @@ def test_eval_to_a_read_only_place(toy_task, readonly_dir, capsys):
 
 
 def test_eval_writes_samples_as_they_come(tiny_model_dir, toy_task, tmp_path, monkeypatch):
-    import minimalrl.evaluate as ev
+    import minimalrl.eval.evaluate as ev
 
     def crash(*args, **kwargs):  # the end of the evaluation never comes
         raise KeyboardInterrupt
@@ -295,8 +295,8 @@ def test_full_disk_is_one_line_and_keeps_the_checkpoint(
 def test_torch_save_full_disk_simulated(tiny_model_dir, toy_task, tmp_path, monkeypatch):
     """torch.save on a full disk says `[enforce fail at inline_container.cc:672]`, no word of
     space: the free space decides."""
-    import minimalrl.checkpoint as ck
     import minimalrl.output as output
+    import minimalrl.train.checkpoint as ck
 
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1)
     trainer = Trainer(cfg, tmp_path, progress=False)
@@ -316,7 +316,7 @@ def test_metrics_append_on_a_full_disk_simulated(tiny_model_dir, toy_task, tmp_p
                                                  capsys):  # fmt: skip
     import builtins
 
-    import minimalrl.metrics as m
+    import minimalrl.eval.metrics as m
 
     real_open = builtins.open
 
@@ -357,7 +357,7 @@ def test_non_finite_and_bad_betas_are_refused_by_name(assignment, message, capsy
 
 # ----------------------------------------------------------------- 9. data and keys first
 def test_bad_data_fails_before_the_model_loads(tiny_model_dir, tmp_path, monkeypatch):
-    import minimalrl.trainer as tr
+    import minimalrl.policy.policy as tr
 
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the data was read")
@@ -386,4 +386,3 @@ def test_malformed_json_column(tmp_path):
     bad.write_text('{"question": "q" "answer": "1"}\n')
     with pytest.raises(DataError, match=r"bad.jsonl:1: .*delimiter at column 18"):
         load_problems(bad)
-

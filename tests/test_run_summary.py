@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from minimalrl.run_summary import paired_change, summary_lines, wilson_interval
+from minimalrl.eval.run_summary import paired_change, summary_lines, wilson_interval
 
 
 def test_wilson_interval_by_hand():

@@ -9,11 +9,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from minimalrl.algorithms import ALGORITHMS
-from minimalrl.checkpoint import CheckpointError, latest_checkpoint
-from minimalrl.config import TrainConfig
-from minimalrl.metrics import ITERATION_KEYS, read_metrics
-from minimalrl.trainer import Trainer, lr_factor, train
-from minimalrl.update import NonFiniteLossError
+from minimalrl.eval.metrics import ITERATION_KEYS, read_metrics
+from minimalrl.policy.optim import lr_factor
+from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
+from minimalrl.train.config import TrainConfig
+from minimalrl.train.trainer import Trainer, train
+from minimalrl.train.update import NonFiniteLossError
 
 TIMING_KEYS = {"rollout_seconds", "update_seconds", "tokens_per_second"}
 
@@ -116,7 +117,7 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(
 ):
     cfg = toy_config(tiny_model_dir, toy_task, iterations=3, save_every=1)
     train(cfg.replace(iterations=1), tmp_path, progress=False)
-    import minimalrl.update as upd
+    import minimalrl.train.update as upd
 
     def nan_loss(*args, **kwargs):
         return torch.tensor(float("nan"), requires_grad=True), {}
@@ -148,7 +149,7 @@ def test_failed_save_never_becomes_latest(tiny_model_dir, toy_task, tmp_path, mo
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1)
     trainer = Trainer(cfg, tmp_path, progress=False)
     trainer.save(1)
-    import minimalrl.checkpoint as ck
+    import minimalrl.train.checkpoint as ck
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -184,16 +185,16 @@ def test_on_policy_update_equals_a_separate_old_logprob_forward(
 ):
     """One optimizer step per iteration: the update's own forward stands in for π_old; the
     weights and every rollout metric match a run that scores the rollout separately."""
-    import minimalrl.trainer as trainer_mod
+    from minimalrl.policy import Policy
 
     scored: list[int] = []
-    real = trainer_mod.score_rollout
+    real = Policy._policy_scores
 
-    def counting(model, ro, micro, temperature, rows=None):
-        scored.append(ro.response_ids_BR.shape[0] if rows is None else len(rows))
-        return real(model, ro, micro, temperature, rows=rows)
+    def counting(self, batch):  # the separate π_old forward
+        scored.append(batch.response_ids_BR.shape[0])
+        return real(self, batch)
 
-    monkeypatch.setattr(trainer_mod, "score_rollout", counting)
+    monkeypatch.setattr(Policy, "_policy_scores", counting)
     cfg = toy_config(tiny_model_dir, toy_task, algo=algo, iterations=3, minibatch_size=64)
     runs = {}
     for name, recompute in (("fast", False), ("plain", True)):
@@ -201,7 +202,7 @@ def test_on_policy_update_equals_a_separate_old_logprob_forward(
         trainer = Trainer(
             cfg.replace(recompute_old_logprobs=recompute), tmp_path / name, progress=False
         )
-        runs[name] = (trainer.run(), dict(trainer.model.named_parameters()), sum(scored))
+        runs[name] = (trainer.run(), dict(trainer.policy.model.named_parameters()), sum(scored))
     (fast, w_fast, n_fast), (plain, w_plain, n_plain) = runs["fast"], runs["plain"]
     assert n_plain == 3 * 64  # every row of every iteration scored by a separate forward
     trained = sum(r["samples_kept"] for r in fast)
@@ -215,27 +216,27 @@ def test_on_policy_update_equals_a_separate_old_logprob_forward(
 
 
 def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_path):
-    from minimalrl.experience import build_experience
     from minimalrl.rollout import SamplingParams
-    from minimalrl.update import update
+    from minimalrl.train.experience import build_experience
+    from minimalrl.train.update import update
 
     trainer = Trainer(
         toy_config(tiny_model_dir, toy_task, minibatch_size=8), tmp_path, progress=False
     )
-    ro = trainer.backend.generate(trainer.prompt_ids[:2], SamplingParams(n=8, max_new_tokens=4))
+    policy = trainer.policy
+    ro = policy.generate(trainer.prompt_ids[:2], SamplingParams(n=8, max_new_tokens=4), [0, 1])
     exp = build_experience(
-        trainer.alg, ro, torch.arange(16) % 2 == 0, group_size=8, correct_reward=1.0,
-        wrong_reward=-1.0, band=(0.0, 1.0), ref_logp_BR=None, critic=None, gamma=1.0, lam=1.0,
-        pair_rng=torch.Generator(), pair_reference="iteration", micro_batch=8,
+        policy.alg, ro, torch.arange(16) % 2 == 0, group_size=8, correct_reward=1.0,
+        wrong_reward=-1.0, band=(0.0, 1.0), ref_logp_BR=None, values_BR=None, gamma=1.0,
+        lam=1.0, pair_rng=torch.Generator(), pair_reference="iteration",
     )  # fmt: skip
     with pytest.raises(ValueError, match="single optimizer step, this update takes 2"):
-        update(trainer.model, trainer.optimizer, exp, trainer.alg, trainer.update_settings(),
-               torch.Generator(), on_policy=True)  # fmt: skip
+        update(policy, exp, policy.alg, policy.settings, torch.Generator(), on_policy=True)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_bf16_rollouts_train_and_refuse_fsdp(tiny_model_dir, toy_task, tmp_path, precision):
-    from minimalrl.config import ConfigError
+    from minimalrl.train.config import ConfigError
 
     # GRPO with samples drawn from the bfloat16 cast still learns the toy task (as the fp32 test),
     # with a float32 update and with a bf16 autocast one (fused head, matmul attention).
@@ -255,18 +256,18 @@ def test_iteration_runs_the_update_in_the_configured_precision(
 ):
     """precision=bf16 is applied by `iteration` itself (a benchmark or script calling it directly
     gets it too)."""
-    import minimalrl.trainer as trainer_mod
+    import minimalrl.policy.policy as policy_mod
 
     seen = []
-    real_update = trainer_mod.update
+    real_update = policy_mod.update
 
     def spy(*args, **kwargs):
         autocast = torch.is_autocast_enabled("cpu")
-        metrics = real_update(*args, **kwargs)
-        seen.append((autocast, metrics["optimizer_steps"]))  # 64 samples, minibatches of 32
-        return metrics
+        result = real_update(*args, **kwargs)
+        seen.append((autocast, result.metrics["optimizer_steps"]))  # 64 samples, minibatches of 32
+        return result
 
-    monkeypatch.setattr(trainer_mod, "update", spy)
+    monkeypatch.setattr(policy_mod, "update", spy)
     for precision in ("fp32", "bf16"):
         cfg = toy_config(tiny_model_dir, toy_task, iterations=1, precision=precision)
         Trainer(cfg, tmp_path / precision, progress=False).iteration(0)
@@ -324,9 +325,11 @@ def test_critic_optimizer_has_its_own_decay_and_schedule(tiny_model_dir, toy_tas
         critic_weight_decay=0.05, critic_lr_schedule="linear", adam_eps=1e-6,
     )  # fmt: skip
     trainer = Trainer(cfg, tmp_path, progress=False)
-    (group,) = trainer.critic_optimizer.param_groups
+    (group,) = trainer.policy.optimizers.critic.param_groups
     assert (group["weight_decay"], group["eps"]) == (0.05, 1e-6)
-    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.0  # the policy's own setting
+    assert (
+        trainer.policy.optimizers.policy.param_groups[0]["weight_decay"] == 0.0
+    )  # the policy's own setting
     records = trainer.run()
     assert [r["critic_lr"] for r in records] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
     assert [r["lr"] for r in records] == pytest.approx([1e-2] * 4)  # policy: constant

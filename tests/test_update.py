@@ -6,9 +6,9 @@ from types import SimpleNamespace
 
 import torch
 
-from minimalrl.allocator import keep_freed_memory
+from minimalrl.policy.fast.allocator import keep_freed_memory
+from minimalrl.policy.steps import clip_and_step, plan_micro_batches, positions
 from minimalrl.rollout import Rollout
-from minimalrl.update import _clip_and_step, _micro_batches, _positions
 
 
 def _rollout(prompt_lengths: list[int], response_lengths: list[list[int]]) -> Rollout:
@@ -23,19 +23,19 @@ def _rollout(prompt_lengths: list[int], response_lengths: list[list[int]]) -> Ro
 
 def test_long_prompts_keep_a_prompts_responses_together():
     # 2 prompts of 100 tokens, 2 responses each of lengths (10, 50) and (12, 48).
-    exp = SimpleNamespace(rollout=_rollout([100, 100], [[10, 50], [12, 48]]))
+    ro = _rollout([100, 100], [[10, 50], [12, 48]])
     units = [[0], [1], [2], [3]]
-    micro = _micro_batches(exp, units, 2)
+    micro = plan_micro_batches(ro, units, 2)
     # by length: {0,2} and {3,1} = 2*100 + 2*12 + 2*100 + 2*50 = 524 positions;
     # by prompt: {2,3} and {0,1} = 100 + 2*48 + 100 + 2*50 = 396 positions.
     assert micro == [[2, 3], [0, 1]]
-    assert sum(_positions(exp, rows) for rows in micro) == 396
+    assert sum(positions(ro, rows) for rows in micro) == 396
 
 
 def test_short_prompts_sort_responses_by_length():
     # 2 prompts of 2 tokens; the short responses of both prompts pad together.
-    exp = SimpleNamespace(rollout=_rollout([2, 2], [[5, 60], [6, 64]]))
-    micro = _micro_batches(exp, [[0], [1], [2], [3]], 2)
+    ro = _rollout([2, 2], [[5, 60], [6, 64]])
+    micro = plan_micro_batches(ro, [[0], [1], [2], [3]], 2)
     assert micro == [[0, 2], [1, 3]]  # 2*2 + 2*6 + 2*2 + 2*64 = 148 < by prompt 2+120 + 2+128
     assert sorted(r for rows in micro for r in rows) == [0, 1, 2, 3]
 
@@ -58,7 +58,7 @@ def test_optimizer_step_refreshes_autocast_weights():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         before = lin(x)
         before.sum().backward()
-        _clip_and_step(list(lin.parameters()), opt, 0.0, ctx, sharded=True)
+        clip_and_step(list(lin.parameters()), opt, 0.0, ctx, sharded=True)
         after = lin(x)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fresh = lin(x)

@@ -75,8 +75,8 @@ def train_rank(rank: int, world: int, port: int, cfg_dict: dict, out: str, resum
 
     import torch.distributed as dist
 
-    from minimalrl.config import TrainConfig
-    from minimalrl.trainer import Trainer
+    from minimalrl.train.config import TrainConfig
+    from minimalrl.train.trainer import Trainer
 
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),

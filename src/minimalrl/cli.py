@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # (the CLI imports torch only for the commands that need it)
-    from minimalrl.config import TrainConfig
-    from minimalrl.trainer import Trainer
+    from minimalrl.train.config import TrainConfig
+    from minimalrl.train.trainer import Trainer
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -81,6 +81,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         help="judge a response with no \\boxed{} / #### / 'the answer is' by its last number "
         "(default: on, as in training)",
     )
+    p.add_argument(
+        "--rollout-backend", default="hf", help="what generates (as training's rollout_backend)"
+    )
     p.add_argument("--output", help="write DIR/summary.json and DIR/samples.jsonl")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
     p.add_argument("--no-progress", action="store_true")
@@ -106,15 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("algorithms", help="list the registered algorithms")
     _add_plot(sub)
     _add_merge(sub)
-    from minimalrl.compare import add_compare_parser
+    from minimalrl.eval.compare import add_compare_parser
 
     add_compare_parser(sub)
     return parser
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from minimalrl.config import build_config, parse_assignments
-    from minimalrl.trainer import Trainer
+    from minimalrl.train.config import build_config, parse_assignments
+    from minimalrl.train.trainer import Trainer
 
     overrides: dict[str, object] = dict(parse_assignments(args.set))
     if args.algo:
@@ -141,11 +144,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train_summary(
     args: argparse.Namespace, cfg: TrainConfig, trainer: Trainer, seconds: float
 ) -> list[str]:
-    """The end-of-run lines (`minimalrl.run_summary`), after drawing the run's plots."""
-    from minimalrl.checkpoint import latest_checkpoint
-    from minimalrl.metrics import read_metrics
-    from minimalrl.plots import plot_runs
-    from minimalrl.run_summary import summary_lines
+    """The end-of-run lines (`minimalrl.eval.run_summary`), after drawing the run's plots."""
+    from minimalrl.eval.metrics import read_metrics
+    from minimalrl.eval.plots import plot_runs
+    from minimalrl.eval.run_summary import summary_lines
+    from minimalrl.train.checkpoint import latest_checkpoint
 
     output = Path(args.output)
     plots = output / "plots"
@@ -188,10 +191,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     import torch
 
-    from minimalrl.allocator import keep_freed_memory
     from minimalrl.data import load_problems
-    from minimalrl.evaluate import EvalSettings, ResultWriter, evaluate, format_summary
-    from minimalrl.models import load_policy
+    from minimalrl.eval.evaluate import EvalSettings, ResultWriter, evaluate, format_summary
+    from minimalrl.policy.fast.allocator import keep_freed_memory
+    from minimalrl.policy.models import load_policy
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     keep_freed_memory()
@@ -206,6 +209,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         fallback_last_number=args.fallback_last_number,
+        rollout_backend=args.rollout_backend,
     )
     problems = load_problems(args.benchmark, limit=args.limit)
     writer = ResultWriter(args.output) if args.output else None  # checked before the work
@@ -244,7 +248,7 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from minimalrl.plots import plot_runs
+    from minimalrl.eval.plots import plot_runs
 
     out = Path(args.output or args.runs[0])
     for path in plot_runs([Path(r) for r in args.runs], out):
@@ -253,7 +257,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from minimalrl.models import merge_lora
+    from minimalrl.policy.models import merge_lora
 
     print(merge_lora(args.adapter, args.output))
     return 0
@@ -271,11 +275,11 @@ def _error_line(err: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from minimalrl.checkpoint import CheckpointError
-    from minimalrl.config import ConfigError
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
-    from minimalrl.update import NonFiniteLossError
+    from minimalrl.train.checkpoint import CheckpointError
+    from minimalrl.train.config import ConfigError
+    from minimalrl.train.update import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     commands = {
@@ -286,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "merge": cmd_merge,
     }
     if args.command == "compare":
-        from minimalrl.compare import cmd_compare
+        from minimalrl.eval.compare import cmd_compare
 
         commands["compare"] = cmd_compare
     try:

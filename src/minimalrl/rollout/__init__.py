@@ -1,19 +1,22 @@
-"""Rollout backends: turn prompts into sampled responses (HF transformers on CPU; vLLM on GPUs)."""
+"""Rollout backends: turn prompts into sampled responses (HF transformers on CPU; vLLM's place)."""
 
+from minimalrl.rollout.backends import BACKENDS, make_backend
 from minimalrl.rollout.base import (
     Rollout,
     RolloutBackend,
     SamplingParams,
+    derive_seed,
     pad_left,
-    score_rollout,
 )
 from minimalrl.rollout.hf import HFBackend
 
 __all__ = [
+    "BACKENDS",
     "HFBackend",
     "Rollout",
     "RolloutBackend",
     "SamplingParams",
+    "derive_seed",
+    "make_backend",
     "pad_left",
-    "score_rollout",
 ]

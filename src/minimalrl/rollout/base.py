@@ -1,4 +1,4 @@
-"""The rollout seam: a backend samples responses; `rollout` adds the sampling policy's log-probs."""
+"""The rollout seam: a backend samples responses to prompts (`Rollout`); seeds from integers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from minimalrl.logprobs import TokenBatch, batched_logprobs, logprob_temperature
+from minimalrl.policy.logprobs import TokenBatch
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,11 @@ class SamplingParams:
 
 @dataclass
 class Rollout(TokenBatch):
-    """A batch of B = prompts × n sampled responses (rows of a prompt are contiguous)."""
+    """A batch of B = prompts × n sampled responses (rows of a prompt are contiguous).
 
-    old_logp_BR: torch.Tensor | None = None
-    """Log-probs of the sampled tokens under the sampling policy."""
-    entropy_BR: torch.Tensor | None = None
-    """Token entropies of the sampling policy (from the same forward pass as old_logp_BR)."""
+    Made once by a backend and only read downstream: scores of its responses (log-probs,
+    entropies, values) are records of their own (`minimalrl.policy.Scores`)."""
+
     stats: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -45,20 +44,6 @@ class Rollout(TokenBatch):
     def sequence_lengths_B(self) -> torch.Tensor:
         """Prompt + response tokens of each row (what a training forward costs)."""
         return self.prompt_mask_UP.sum(-1)[self.prompt_index_B] + self.response_lengths_B
-
-    def store_scores(
-        self, rows: list[int], logp_BR: torch.Tensor, entropy_BR: torch.Tensor | None
-    ) -> None:
-        """Write the log-probs (and entropies) of `rows`, possibly trimmed to fewer columns, into
-        `old_logp_BR` (and `entropy_BR`); rows never stored stay 0."""
-        B, R = self.response_ids_BR.shape
-        idx = torch.as_tensor(rows, dtype=torch.long, device=logp_BR.device)
-        for name, values in (("old_logp_BR", logp_BR), ("entropy_BR", entropy_BR)):
-            if values is None:
-                continue
-            if getattr(self, name) is None:
-                setattr(self, name, torch.zeros(B, R, dtype=values.dtype, device=values.device))
-            getattr(self, name)[idx, : values.shape[1]] = values
 
 
 class RolloutBackend(Protocol):
@@ -82,6 +67,14 @@ class RolloutBackend(Protocol):
         ...
 
 
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed from several integers (seed, iteration, purpose; or seed, prompt, sample).
+
+    Python hashes a tuple of ints the same in every process (no hash randomisation for ints),
+    so a resumed run or another rank derives the same seeds."""
+    return hash(parts) & 0x7FFF_FFFF_FFFF_FFFF
+
+
 def pad_left(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-pad token id lists into (B, P) ids and mask."""
     width = max(len(s) for s in seqs)
@@ -92,26 +85,3 @@ def pad_left(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
             ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
             mask[i, width - len(s) :] = 1
     return ids, mask
-
-
-def score_rollout(
-    model: nn.Module,
-    batch: Rollout,
-    micro_batch: int,
-    temperature: float,
-    rows: list[int] | None = None,
-) -> None:
-    """Fill `old_logp_BR` and `entropy_BR` with the policy's values (one forward, no gradients).
-
-    `rows` scores only those responses and keeps the other rows' values (the on-policy update
-    scores the rows it trains; this fills in the rest for the metrics).
-    """
-    temperature = logprob_temperature(temperature)
-    sub = batch if rows is None else batch.select(rows)
-    logp, ent = batched_logprobs(
-        model, sub, micro_batch, temperature=temperature, with_entropy=True
-    )
-    if rows is None:
-        batch.old_logp_BR, batch.entropy_BR = logp, ent
-    else:
-        batch.store_scores(rows, logp, ent)

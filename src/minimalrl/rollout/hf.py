@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from minimalrl.logprobs import position_ids_from_mask
-from minimalrl.matmul_attention import matmul_attention_for
-from minimalrl.prepacked_linear import prepacked_linears
-from minimalrl.rollout.base import Rollout, SamplingParams, pad_left
+from minimalrl.policy.fast.matmul_attention import matmul_attention_for
+from minimalrl.policy.fast.prepacked_linear import prepacked_linears
+from minimalrl.policy.logprobs import position_ids_from_mask
+from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
 
 
 def row_generators(
@@ -32,7 +32,7 @@ def row_generators(
     for key in keys:
         for j in range(n):
             g = torch.Generator(device=device)
-            g.manual_seed(hash((seed, key, j)) & 0x7FFF_FFFF_FFFF_FFFF)
+            g.manual_seed(derive_seed(seed, key, j))
             gens.append(g)
     return gens
 
@@ -74,7 +74,7 @@ class HFBackend:
     module itself (and its float32 buffers such as rotary frequencies) is unchanged.
 
     `prepack`: on CPU, the linear layers run on oneDNN with weights reordered once per `generate`
-    (`minimalrl.prepacked_linear`); False keeps PyTorch's default matmul.
+    (`minimalrl.policy.fast.prepacked_linear`); False keeps PyTorch's default matmul.
     """
 
     def __init__(

@@ -10,7 +10,7 @@ in forward and backward. What the RL loop adds to plain FSDP training:
 - every rank runs the same number of forward/backward passes (`update` pads with zero-weight
   micro-steps), because each pass is a collective;
 - gradients are summed, not averaged, across ranks: losses are already normalised by all ranks'
-  tokens (see `minimalrl.distributed`);
+  tokens (see `minimalrl.scale.distributed`);
 - checkpoints are full `save_pretrained` folders (gathered to rank 0), loadable anywhere.
 """
 

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,7 +28,10 @@ from minimalrl.output import (
     write_text_atomic,
 )
 from minimalrl.reward import extract_answer, last_number, verify_batch
-from minimalrl.rollout import HFBackend, RolloutBackend, SamplingParams
+from minimalrl.rollout import BACKENDS, RolloutBackend, SamplingParams, make_backend
+
+if TYPE_CHECKING:
+    from minimalrl.train.config import TrainConfig
 
 GROUP_KEYS = ("subject", "level", "type")
 
@@ -71,6 +75,22 @@ class EvalSettings:
     training does by default, so train and eval accuracies compare); see `TrainConfig`."""
     system_prompt: str | None = None
     """Replaces the chat template's default system prompt when set."""
+    rollout_backend: str = "hf"
+    """What generates the responses (`minimalrl.rollout.BACKENDS`), as in training."""
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, **changes: Any) -> EvalSettings:
+        """Greedy evaluation as a training run does it: its seed, answer rule, system prompt,
+        backend and generation limit (`eval_max_new_tokens`, else `max_new_tokens`); `changes`
+        override any field."""
+        base = {
+            "max_new_tokens": cfg.eval_max_new_tokens or cfg.max_new_tokens,
+            "seed": cfg.seed,
+            "fallback_last_number": cfg.fallback_last_number,
+            "system_prompt": cfg.system_prompt,
+            "rollout_backend": cfg.rollout_backend,
+        }
+        return cls(**{**base, **changes})
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -83,6 +103,11 @@ class EvalSettings:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1 or self.batch_size < 1:
             raise ValueError("max_new_tokens and batch_size must be >= 1")
+        if self.rollout_backend not in BACKENDS:
+            raise ValueError(
+                f"unknown rollout backend {self.rollout_backend!r}; valid: "
+                f"{', '.join(sorted(BACKENDS))}"
+            )
 
 
 @dataclass
@@ -169,7 +194,7 @@ def evaluate(
     them as they come: a run stopped midway keeps what it did)."""
     if not problems:
         raise ValueError("no problems to evaluate")
-    backend = backend or HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id])
+    backend = backend or make_backend(settings.rollout_backend, model, tokenizer)
     prompts = build_prompts(tokenizer, problems, system_prompt=settings.system_prompt)
     ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad less
@@ -182,21 +207,8 @@ def evaluate(
     bar = tqdm(total=len(problems), desc="eval", disable=not progress, unit="problem")
     for b in range(0, len(order), per_batch):
         chunk = order[b : b + per_batch]
-        params = SamplingParams(
-            n=settings.k,
-            max_new_tokens=settings.max_new_tokens,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            seed=settings.seed,
-        )
-        # Keyed by problem index: a problem's samples do not depend on the batching.
-        out = backend.generate([ids[i] for i in chunk], params, prompt_keys=chunk)
-        tokens += int(out.response_mask_BR.sum())
-        texts = tokenizer.batch_decode(
-            out.response_ids_BR.masked_fill(out.response_mask_BR == 0, tokenizer.pad_token_id),
-            skip_special_tokens=True,
-        )
-        responses = [texts[r * settings.k : (r + 1) * settings.k] for r in range(len(chunk))]
+        responses, generated = _generate(backend, tokenizer, ids, chunk, settings)
+        tokens += generated
         chunk_rows, chunk_samples, chunk_other = _verify_problems(
             [problems[i] for i in chunk], responses, settings
         )
@@ -207,8 +219,40 @@ def evaluate(
             on_samples([s for mine in chunk_samples for s in mine])
         bar.update(len(chunk))
     bar.close()
-    seconds = time.perf_counter() - start
     summary = _summarise(rows, problems, settings.k)
+    _add_rates(summary, other, settings, time.perf_counter() - start, tokens, len(problems))
+    return EvalResult(summary, [s for mine in samples for s in mine])
+
+
+def _generate(
+    backend: RolloutBackend,
+    tokenizer: PreTrainedTokenizerBase,
+    ids: list[list[int]],
+    chunk: list[int],
+    settings: EvalSettings,
+) -> tuple[list[list[str]], int]:
+    """The k response texts of each problem of `chunk`, and how many tokens were generated."""
+    params = SamplingParams(
+        n=settings.k,
+        max_new_tokens=settings.max_new_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        seed=settings.seed,
+    )
+    # Keyed by problem index: a problem's samples do not depend on the batching.
+    out = backend.generate([ids[i] for i in chunk], params, prompt_keys=chunk)
+    texts = tokenizer.batch_decode(
+        out.response_ids_BR.masked_fill(out.response_mask_BR == 0, tokenizer.pad_token_id),
+        skip_special_tokens=True,
+    )
+    k = settings.k
+    return [texts[r * k : (r + 1) * k] for r in range(len(chunk))], int(out.response_mask_BR.sum())
+
+
+def _add_rates(
+    summary: dict, other: list[bool], settings: EvalSettings, seconds: float, tokens: int, n: int
+) -> None:
+    """The accuracy under each answer rule, the speed, and the settings, into `summary`."""
     rule, other_rule = (
         ("last_number", "strict") if settings.fallback_last_number else ("strict", "last_number")
     )
@@ -217,11 +261,10 @@ def evaluate(
     summary.update(
         seconds=seconds,
         generated_tokens=tokens,
-        problems_per_second=len(problems) / seconds,
+        problems_per_second=n / seconds,
         tokens_per_second=tokens / seconds,
         settings=settings.__dict__,
     )
-    return EvalResult(summary, [s for mine in samples for s in mine])
 
 
 def write_result(result: EvalResult, output: str | Path) -> None:

@@ -10,7 +10,6 @@ import functools
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from minimalrl.algorithms import (
     Algorithm,
@@ -24,9 +23,13 @@ from minimalrl.algorithms import (
     place_on_last_token,
     whiten,
 )
-from minimalrl.distributed import SINGLE_PROCESS, DistContext, gather_objects, sum_tensor_across
-from minimalrl.logprobs import over_micro_batches
 from minimalrl.rollout import Rollout
+from minimalrl.scale.distributed import (
+    SINGLE_PROCESS,
+    DistContext,
+    gather_objects,
+    sum_tensor_across,
+)
 
 
 @dataclass
@@ -54,19 +57,6 @@ class Experience:
         """The rows the update trains on (members of some unit), in order."""
         return sorted({b for unit in self.units for b in unit})
 
-    @property
-    def loss_ref_logp_BR(self) -> torch.Tensor | None:
-        """The log-probs the loss compares against (None: π_old of a rollout not scored yet)."""
-        return self.ref_logp_BR if self.loss_ref == "initial" else self.rollout.old_logp_BR
-
-
-@torch.inference_mode()
-def critic_values(critic: nn.Module, ro: Rollout, micro_batch: int) -> torch.Tensor:
-    """The critic's values (B, R) of the rollout's states, without gradients."""
-    (values_BR,) = over_micro_batches(lambda b: (critic(b),), ro, micro_batch)
-    assert values_BR is not None
-    return values_BR
-
 
 def build_experience(
     alg: Algorithm,
@@ -77,13 +67,12 @@ def build_experience(
     correct_reward: float,
     wrong_reward: float,
     band: tuple[float, float],
-    ref_logp_BR: torch.Tensor | None,
-    critic: nn.Module | None,
+    ref_logp_BR: torch.Tensor | None,  # the initial model's and the critic's scores of `ro`
+    values_BR: torch.Tensor | None,
     gamma: float,
     lam: float,
     pair_rng: torch.Generator,
     pair_reference: str,
-    micro_batch: int,
     ctx: DistContext = SINGLE_PROCESS,
 ) -> Experience:
     """Rewards -> filter + advantages (group or critic) -> the units the update iterates over."""
@@ -101,8 +90,7 @@ def build_experience(
     keep_B = keep_PG.reshape(-1)
     exp_kwargs: dict = {}
     if alg.advantage_source == "critic":
-        assert critic is not None, "an algorithm with a critic needs one"
-        values_BR = critic_values(critic, ro, micro_batch)
+        assert values_BR is not None, "an algorithm with a critic needs its values"
         token_rewards_BR = place_on_last_token(rewards_PG.reshape(-1), mask_BR)
         adv_BR, returns_BR = gae(token_rewards_BR, values_BR, mask_BR, gamma, lam)
         # over all ranks' kept tokens, as one process with the whole batch would
@@ -133,12 +121,12 @@ def build_experience(
     )
 
 
-def rollout_metrics(exp: Experience) -> dict[str, float]:
-    """The paper's curves measured on the rollout batch under the sampling policy (its entropies
-    and log-probs come from `score_rollout` or from the on-policy update's forward)."""
-    ro = exp.rollout
-    entropy_BR = ro.entropy_BR
-    mask_BR = ro.response_mask_BR
+def rollout_metrics(
+    exp: Experience, old_logp_BR: torch.Tensor | None, entropy_BR: torch.Tensor | None
+) -> dict[str, float]:
+    """The paper's curves measured on the rollout batch under the sampling policy (its log-probs
+    and entropies from a scoring forward or from the on-policy update's own)."""
+    mask_BR = exp.rollout.response_mask_BR
     P = exp.rewards_PG.shape[0]
     all_correct = exp.correct_PG.all(-1)
     all_wrong = ~exp.correct_PG.any(-1)
@@ -155,8 +143,8 @@ def rollout_metrics(exp: Experience) -> dict[str, float]:
         "kl_to_init": None,
         "response_tokens": float(mask_BR.sum()),
     }
-    if exp.ref_logp_BR is not None and ro.old_logp_BR is not None:
-        kl_BR = kl_penalty(ro.old_logp_BR, exp.ref_logp_BR, "k3")
+    if exp.ref_logp_BR is not None and old_logp_BR is not None:
+        kl_BR = kl_penalty(old_logp_BR, exp.ref_logp_BR, "k3")
         metrics["kl_to_init"] = float(masked_mean(kl_BR, mask_BR))
     return metrics
 

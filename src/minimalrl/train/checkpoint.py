@@ -28,8 +28,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from minimalrl import fsdp
 from minimalrl.output import describe_write_error, write_text_atomic
+from minimalrl.scale import fsdp
 
 # Fields that may differ on resume: they do not change what the first iterations compute.
 RESUMABLE_CHANGES = frozenset(

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt
 
-from minimalrl.metrics import read_metrics
+from minimalrl.eval.metrics import read_metrics
 
 # (metric key, axis label, file stem): the curves PAPER.md lists under "What the paper measures".
 CURVES = (

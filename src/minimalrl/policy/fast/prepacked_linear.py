@@ -2,19 +2,16 @@
 
 A decoding step multiplies a few dozen rows by every weight of the model, so each weight streams
 from memory once per step. PyTorch's CPU `linear` (MKL's sgemm) repacks the weight on every call;
-oneDNN's matmul on a weight reordered ahead of time into its blocked layout does not. Measured on
-this 2-core machine (throwaway microbenchmark, float32, the default model's 30 layers cycled so
-the weights come from memory as in decoding): 64 rows 131 -> 187 GFLOP/s for the layers and
-103 -> 197 for the (49152, 576) head; 32 rows 100 -> 147 and 72 -> 183. The reorder costs a copy
-of the weights (0.13-0.17 s and the weights' size again for the default model), so it pays for a
-loop of many steps on unchanged weights: sampling, not training.
+oneDNN's matmul on a weight reordered ahead of time into its blocked layout does not (the
+measurements: README, "Speed"). The reorder costs a copy of the weights (their size again, a
+fraction of a second for the default model), so it pays for a loop of many steps on unchanged
+weights: sampling, not training.
 
 This is the path PyTorch's own compiler takes for CPU linear layers
 (`torch.ops.mkldnn._reorder_linear_weight` / `_linear_pointwise`), used here without compiling.
 The layers are switched by giving each `nn.Linear` instance its own `forward` for the length of
 the block, not by a `TorchFunctionMode`: a mode sees every torch call of the model, and its
-Python hook on each one cost 6% of generation (16 x 4 samples, 64 tokens, A/B in one process:
-10.85 -> 10.23 s median of 5, 10.51 -> 9.72 s min).
+Python hook on each one cost measurable generation time.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ def prepacking_supported(weights: Iterable[torch.Tensor]) -> bool:
     """oneDNN is built in and the weights are 2D float32 on CPU.
 
     Not bfloat16: PyTorch's CPU linear already runs bf16 on oneDNN (same numbers, and no
-    measurable gain from reordering ahead: 3417 tokens in 8.4 vs 8.0 s, min of 4, A/B).
+    measurable gain from reordering ahead).
     """
     if not torch.backends.mkldnn.is_available():
         return False

@@ -13,9 +13,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from minimalrl.config import TrainConfig, build_config, parse_assignments
-from minimalrl.metrics import read_metrics
-from minimalrl.plots import plot_metric
+from minimalrl.eval.metrics import read_metrics
+from minimalrl.eval.plots import plot_metric
+from minimalrl.train.config import TrainConfig, build_config, parse_assignments
 
 # The paper's ablation sets: which runs go on which figure.
 FIGURES = {
@@ -85,18 +85,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _evaluate_model(model_path: str, cfg: TrainConfig, final: FinalEval) -> dict[str, float]:
     """avg@k of a saved model on each held-out benchmark."""
     from minimalrl.data import load_problems
-    from minimalrl.evaluate import EvalSettings, evaluate
-    from minimalrl.models import load_policy
+    from minimalrl.eval.evaluate import EvalSettings, evaluate
+    from minimalrl.policy.models import load_policy
 
     model, tokenizer = load_policy(model_path)
     model.eval()
-    settings = EvalSettings(
+    settings = EvalSettings.from_config(
+        cfg,
         k=final.k,
         temperature=final.temperature,
-        seed=cfg.seed,
         max_new_tokens=final.max_new_tokens or cfg.max_new_tokens,
-        fallback_last_number=cfg.fallback_last_number,
-        system_prompt=cfg.system_prompt,
     )
     out = {}
     for bench in final.benchmarks:
@@ -107,8 +105,8 @@ def _evaluate_model(model_path: str, cfg: TrainConfig, final: FinalEval) -> dict
 
 
 def _run_one(cfg: TrainConfig, run_dir: Path, final: FinalEval, progress: bool) -> dict:
-    from minimalrl.checkpoint import latest_checkpoint
-    from minimalrl.trainer import train
+    from minimalrl.train.checkpoint import latest_checkpoint
+    from minimalrl.train.trainer import train
 
     done = run_dir / "final_eval.json"
     if done.is_file():

@@ -1,10 +1,8 @@
 """Attention as two matmuls and a softmax, for the short rows this library runs on CPU.
 
-PyTorch's CPU flash kernel for `scaled_dot_product_attention` is slow on short rows. Measured on
-this 2-core machine (default model shapes, per layer, throwaway microbenchmark): one query per
-row (sampling: 64 rows, 3 key/value heads of 3 query heads, ~95 keys) 0.8-1.1 ms against 0.3-0.4
-ms as matmuls; a packed training row (14 rows, 64 queries, 182 keys, forward + backward) 34 -> 17
-ms in bfloat16, 29 -> 26 ms in float32.
+PyTorch's CPU flash kernel for `scaled_dot_product_attention` is slow on short rows: one query
+per row (sampling) and packed training rows in bfloat16 run faster as matmuls (the measurements:
+README, "Speed").
 
 Query heads sharing a key/value head are stacked as rows (h = kv · g + j, as `repeat_kv`), so
 keys and values are never repeated. Masked scores get the dtype's minimum, as transformers'

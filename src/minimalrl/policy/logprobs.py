@@ -20,10 +20,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
-from minimalrl.fsdp import call_as_forward
-from minimalrl.head_logprobs import head_logprobs
-from minimalrl.matmul_attention import matmul_attention_for
-from minimalrl.packing import pack, packed_rows
+from minimalrl.policy.fast.head_logprobs import head_logprobs
+from minimalrl.policy.fast.matmul_attention import matmul_attention_for
+from minimalrl.policy.fast.packing import pack, packed_rows
+from minimalrl.scale.fsdp import call_as_forward
 
 
 def position_ids_from_mask(mask_BL: torch.Tensor) -> torch.Tensor:
@@ -133,7 +133,7 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
 
 def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """Hidden states (N, H) predicting each response token, in (response, position) order, with
-    the responses packed into as few rows as they fit (`minimalrl.packing`): no padding computed.
+    the responses packed into as few rows as they fit (`policy.fast.packing`): no padding computed.
 
     Numbers as `response_hidden_states` gives for the same tokens: same prompt cache, positions
     and visible keys; only the row a token sits in differs.
@@ -150,8 +150,8 @@ def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
             _, Hkv, P, D = kv_UHPD.shape
             rows_kv = kv_UHPD[flat_slots].view(R, S, Hkv, P, D).transpose(1, 2)
             setattr(layer, name, rows_kv.reshape(R, Hkv, S * P, D))
-    # In bf16, matmul attention halves SDPA's forward + backward on these short rows (update A/B:
-    # 16.1-17.4 -> 15.4-15.6 s); in float32 it gains nothing measurable and keeps more for backward.
+    # In bf16, matmul attention halves SDPA's forward + backward on these short rows (README,
+    # "Speed"); in float32 it gains nothing measurable and keeps more for backward.
     low_precision = torch.is_autocast_enabled(prompt_last_UH.device.type)
     with matmul_attention_for(body) if low_precision else nullcontext():
         out = body(

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from minimalrl.logprobs import TokenBatch, backbone_and_head, response_token_states
+from minimalrl.policy.logprobs import TokenBatch, backbone_and_head, response_token_states
 
 
 class ValueModel(nn.Module):

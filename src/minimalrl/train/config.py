@@ -154,19 +154,21 @@ class TrainConfig:
     """torch threads (0 = all cores)."""
     keep_freed_memory: bool = True
     """On CPU (Linux, glibc): malloc keeps freed memory for reuse instead of returning it to the
-    kernel, so activations are not page-faulted afresh every step (-12% update time here; see
-    `minimalrl.allocator`). Process-wide; memory stays near its peak between phases."""
+    kernel, so activations are not page-faulted afresh every step (faster updates: README,
+    "Speed"). Process-wide; memory stays near its peak between phases."""
     device: str = "cpu"
     """"cpu", "cuda", or "auto" (CUDA when present). Under torchrun each rank takes its GPU."""
     precision: str = "fp32"
     """"fp32", or "bf16" (autocast: bfloat16 matmuls, float32 weights and log-probs)."""
     rollout_precision: str = "fp32"
     """"fp32", or "bf16": sample from a bfloat16 cast of the policy (made each iteration, freed
-    after), as bf16 vLLM rollouts do. 1.8x faster generation on a CPU with avx512_bf16 (this one;
-    16.1 -> 9.0 s for 64 sequences in an A/B);
-    log-probs, losses and the update follow `precision`, so π_old is the policy as the update
-    computes it and the samples come from a slightly different distribution (the usual
+    after), as bf16 vLLM rollouts do; faster generation on a CPU with avx512_bf16 (README,
+    "Speed"). Log-probs, losses and the update follow `precision`, so π_old is the policy as the
+    update computes it and the samples come from a slightly different distribution (the usual
     engine/trainer mismatch)."""
+    rollout_backend: str = "hf"
+    """What samples the rollouts, for training and evaluation alike: "hf" (transformers with a
+    KV cache, on the policy module itself). `minimalrl.rollout.BACKENDS` lists them."""
     track_kl_to_init: bool = True
     """Measure the kl_to_init curve (one reference forward per iteration) even without a KL term."""
 
@@ -194,29 +196,36 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the field of any value out of range."""
         from minimalrl.algorithms import get_algorithm
+        from minimalrl.rollout import BACKENDS
 
         try:
             alg = get_algorithm(self.algo)
         except (KeyError, ValueError) as err:
             raise ConfigError(f"algo: {err}") from None
         _check_numbers(self)
-        positive = (
-            "iterations",
-            "prompts_per_iteration",
-            "samples_per_prompt",
-            "max_new_tokens",
-            "epochs",
-            "minibatch_size",
-            "micro_batch_size",
-        )
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        self._check_bound(_AT_LEAST_ONE, 1, ">=")
         if self.samples_per_prompt < alg.min_group_size:
             raise ConfigError(
                 f"samples_per_prompt = {self.samples_per_prompt}: {self.algo} compares responses "
                 f"within a prompt's group and needs at least {alg.min_group_size}"
             )
+        self._check_combinations()
+        self._check_bound(_POSITIVE, 0, ">")
+        self._check_clips_and_band()
+        self._check_bound(_NON_NEGATIVE, 0, ">=")
+        if self.correct_reward <= self.wrong_reward:
+            raise ConfigError("correct_reward must be greater than wrong_reward")
+        for name, allowed in {**_CHOICES, "rollout_backend": tuple(BACKENDS)}.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    def _check_bound(self, names: tuple[str, ...], bound: float, op: str) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if not (value >= bound if op == ">=" else value > bound):
+                raise ConfigError(f"{name} must be {op} {bound}, got {value}")
+
+    def _check_combinations(self) -> None:
         if self.fsdp and self.rollout_precision != "fp32":
             raise ConfigError(
                 "rollout_precision: only fp32 with fsdp (samples from gathered shards)"
@@ -230,12 +239,8 @@ class TrainConfig:
                 f"lora_rank must be >= 0 and lora_alpha > 0, got {self.lora_rank}, "
                 f"{self.lora_alpha}"
             )
-        for name in ("lr", "critic_lr", "dpo_beta", "adam_eps"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("clip_low", "clip_high", "value_clip"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def _check_clips_and_band(self) -> None:
         if self.clip_low >= 1:
             raise ConfigError(f"clip_low must be < 1, got {self.clip_low}")
         if self.dual_clip is not None and self.dual_clip <= 1:
@@ -251,44 +256,34 @@ class TrainConfig:
             )
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        for name in (
-            "temperature",
-            "kl_coef",
-            "entropy_coef",
-            "weight_decay",
-            "critic_weight_decay",
-            "grad_clip",
-            "warmup_iterations",
-            "eval_every",
-            "save_every",
-            "threads",
-            "eval_max_new_tokens",
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.correct_reward <= self.wrong_reward:
-            raise ConfigError("correct_reward must be greater than wrong_reward")
-        choices = {
-            "lr_schedule": ("constant", "linear", "cosine"),
-            "critic_lr_schedule": ("constant", "linear", "cosine"),
-            "loss_agg": ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum"),
-            "kl_estimator": ("k1", "k2", "k3"),
-            "dpo_reference": ("iteration", "initial"),
-            "device": ("cpu", "cuda", "auto"),
-            "precision": ("fp32", "bf16"),
-            "rollout_precision": ("fp32", "bf16"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.keep_checkpoints < 1:
-            raise ConfigError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: object) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+# The bounds of numeric fields (each also finite: `_check_numbers`), and fields of a few values.
+_AT_LEAST_ONE = (
+    "iterations", "prompts_per_iteration", "samples_per_prompt", "max_new_tokens", "epochs",
+    "minibatch_size", "micro_batch_size", "keep_checkpoints",
+)  # fmt: skip
+_POSITIVE = ("lr", "critic_lr", "dpo_beta", "adam_eps", "clip_low", "clip_high", "value_clip")
+_NON_NEGATIVE = (
+    "temperature", "kl_coef", "entropy_coef", "weight_decay", "critic_weight_decay", "grad_clip",
+    "warmup_iterations", "eval_every", "save_every", "threads", "eval_max_new_tokens",
+)  # fmt: skip
+_CHOICES = {
+    "lr_schedule": ("constant", "linear", "cosine"),
+    "critic_lr_schedule": ("constant", "linear", "cosine"),
+    "loss_agg": ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum"),
+    "kl_estimator": ("k1", "k2", "k3"),
+    "dpo_reference": ("iteration", "initial"),
+    "device": ("cpu", "cuda", "auto"),
+    "precision": ("fp32", "bf16"),
+    "rollout_precision": ("fp32", "bf16"),
+}
 
 
 def _check_numbers(cfg: TrainConfig) -> None:
@@ -390,7 +385,7 @@ def unknown_key_message(key: object, known: set[str]) -> str:
     hint = (
         f"did you mean {close[0]!r}?"
         if close
-        else "see the fields of TrainConfig in minimalrl/config.py"
+        else "see the fields of TrainConfig in minimalrl/train/config.py"
     )
     return f"unknown config key {key!r}; {hint}"
 

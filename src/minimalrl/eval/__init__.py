@@ -1,0 +1,1 @@
+"""Evaluation and reporting: the harness, paper comparisons, plots, metrics files, run summaries."""

@@ -1,0 +1,46 @@
+"""Rollout backends by name: the config's `rollout_backend` picks one for training and eval.
+
+A backend is built from the policy module, its tokenizer and the sampling dtype (None: the
+weights' own). Adding one (vLLM on GPUs, say) is one constructor function and one entry in
+`BACKENDS`; it implements `RolloutBackend` (`generate`, and `sync_weights`, which the policy calls
+after every update).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from minimalrl.rollout.base import RolloutBackend
+from minimalrl.rollout.hf import HFBackend
+
+BackendFactory = Callable[
+    [nn.Module, PreTrainedTokenizerBase, "torch.dtype | None"], RolloutBackend
+]
+
+
+def hf_backend(
+    model: nn.Module, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype | None
+) -> RolloutBackend:
+    """Sampling from the policy module itself with a KV cache (the CPU default)."""
+    return HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id], dtype)
+
+
+BACKENDS: dict[str, BackendFactory] = {
+    "hf": hf_backend,
+}
+
+
+def make_backend(
+    name: str,
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    dtype: torch.dtype | None = None,
+) -> RolloutBackend:
+    """The backend registered as `name`, sampling from `model`."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown rollout backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name](model, tokenizer, dtype)

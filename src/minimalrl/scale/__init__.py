@@ -1,0 +1,1 @@
+"""Scale-out: torch.distributed helpers and FSDP2 sharding."""

@@ -1,0 +1,1 @@
+"""The core loop: config, trainer, experience, the epochs x minibatches update, checkpoints."""

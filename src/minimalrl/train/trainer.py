@@ -1,0 +1,330 @@
+"""The RL loop of every algorithm (PAPER.md, "Setting"), in the paper's order:
+
+    prompts -> generate -> reward -> score -> experience (filter + advantages)
+            -> train (E epochs of minibatch updates) -> metrics, checkpoints, eval
+
+The trainer orchestrates: it owns no math and names no algorithm, and runs the model only through
+the policy seam (`minimalrl.policy.Policy`: sampling, scoring, training steps, precision,
+sharding, checkpoint state). Randomness is derived from (seed, iteration, purpose), so a resumed
+run repeats an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from minimalrl.algorithms import get_algorithm
+from minimalrl.data import build_prompts, load_problems
+from minimalrl.eval.evaluate import EvalSettings, evaluate
+from minimalrl.eval.metrics import MetricsWriter
+from minimalrl.output import prepare_output
+from minimalrl.policy import Policy, prepare_device
+from minimalrl.reward import verify_batch
+from minimalrl.rollout import Rollout, SamplingParams, derive_seed
+from minimalrl.scale.distributed import any_across, init_distributed, shard, sum_across
+from minimalrl.train.checkpoint import check_config, resume_point
+from minimalrl.train.config import ConfigError, TrainConfig
+from minimalrl.train.experience import (
+    build_experience,
+    reduce_metrics,
+    rollout_metrics,
+)
+
+# What each derived seed is for: derive_seed(cfg.seed, epoch or iteration, purpose).
+DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES = 1, 2, 3, 4
+
+
+class Trainer:
+    """Holds the policy and data of one run; `run()` trains to the last iteration.
+
+    `resume`: False starts a run (refused in a folder that holds one), True continues the latest
+    checkpoint (refused where there is none), "auto" continues one if there is one, else starts."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        output: str | Path,
+        *,
+        resume: bool | str = False,
+        force: bool = False,
+        progress: bool = True,
+    ):
+        self.cfg, self.output = cfg, Path(output)
+        if resume not in (False, True, "auto"):
+            raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
+        # Bad data or a bad folder must show before the model loads, and leave no folder behind.
+        self._load_problems()
+        self._checkpoint = self._resume_point(resume, force)
+        self.ctx, device = init_distributed(prepare_device(cfg))
+        self.progress = progress and self.ctx.is_main
+        self._start_process()
+        self.policy = Policy(cfg, get_algorithm(cfg.algo), device, self.ctx)
+        self._tokenize_prompts()
+        self.start_iteration = 0
+        if self._checkpoint is not None:
+            self.start_iteration = self.policy.load(self._checkpoint)
+        self.metrics = (
+            # A resumed run keeps the records its checkpoint covers; a fresh one starts empty.
+            MetricsWriter(
+                self.output, truncate_after=self.start_iteration + 1 if self.start_iteration else 0
+            )
+            if self.ctx.is_main
+            else None
+        )
+        self._stop_requested = False
+        self.stopped_early = False
+        """True when `run()` returned before the last iteration (Ctrl-C): the run is unfinished."""
+        self.eval_verdicts: list[list[bool]] = []
+        """Per-problem verdicts of each held-out evaluation of this process, in order."""
+
+    def _resume_point(self, resume: bool | str, force: bool) -> Path | None:
+        """The checkpoint to continue (None: start), its config checked against this one."""
+        checkpoint = resume_point(self.output, resume)
+        if checkpoint is not None:
+            saved = json.loads((checkpoint / "config.json").read_text())
+            check_config(
+                saved, self.cfg.to_dict(), force=force, where=checkpoint,
+                defaults=TrainConfig().to_dict(),
+            )  # fmt: skip
+        return checkpoint
+
+    def _start_process(self) -> None:
+        """The output folder, threads and global seeds of this process."""
+        cfg = self.cfg
+        if cfg.prompts_per_iteration % self.ctx.world_size:
+            raise ConfigError(
+                f"prompts_per_iteration = {cfg.prompts_per_iteration} must split evenly over "
+                f"{self.ctx.world_size} ranks"
+            )
+        if self.ctx.is_main:
+            prepare_output(self.output)
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed % 2**32)
+
+    # ----------------------------------------------------------------- data
+    def _load_problems(self) -> None:
+        cfg = self.cfg
+        self.problems = load_problems(cfg.train_data)
+        self.eval_problems = load_problems(cfg.eval_data) if cfg.eval_data else []
+
+    def _tokenize_prompts(self) -> None:
+        tokenizer = self.policy.tokenizer
+        prompts = build_prompts(tokenizer, self.problems, system_prompt=self.cfg.system_prompt)
+        self.prompt_ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
+
+    def prompt_indices(self, iteration: int) -> list[int]:
+        """The M prompts of an iteration: consecutive slices of per-epoch shuffles of the data."""
+        n, m = len(self.problems), self.cfg.prompts_per_iteration
+        out = []
+        for pos in range(iteration * m, (iteration + 1) * m):
+            epoch, i = divmod(pos, n)
+            out.append(self._epoch_order(epoch)[i])
+        return out
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 (one trainer per run: the cache lives with it)
+    def _epoch_order(self, epoch: int) -> list[int]:
+        g = self._generator(epoch, DATA_ORDER)
+        return torch.randperm(len(self.problems), generator=g).tolist()
+
+    def _generator(self, step: int, purpose: int) -> torch.Generator:
+        return torch.Generator().manual_seed(derive_seed(self.cfg.seed, step, purpose))
+
+    # ----------------------------------------------------------------- one iteration
+    def iteration(self, it: int) -> dict:
+        """Roll out, score, build experience, update; returns the iteration's metrics.
+
+        In the configured precision: under bf16 autocast when precision is bf16."""
+        with self.policy.autocast():
+            return self._iteration(it)
+
+    def _iteration(self, it: int) -> dict:
+        """The paper's loop: prompts -> generate -> reward -> score -> experience -> train."""
+        start = time.perf_counter()
+        idx = shard(self.prompt_indices(it), self.ctx)  # this rank's prompts, whole groups
+        ro = self.policy.generate([self.prompt_ids[i] for i in idx], self._sampling(it), idx)
+        correct_B = self._reward(ro, idx)
+        scores = self.policy.score(ro)  # the reference's log-probs, the critic's values
+        exp = build_experience(
+            self.policy.alg, ro, correct_B, **self._experience_settings(it),
+            ref_logp_BR=scores.ref_logp_BR, values_BR=scores.values_BR, ctx=self.ctx,
+        )  # fmt: skip
+        lrs = self.policy.learning_rates()  # of this iteration's steps
+        rollout_seconds = time.perf_counter() - start
+        step = self.policy.train(exp, self._generator(it, MINIBATCHES))  # π_old scored there
+        if not step.metrics and self.ctx.is_main:
+            tqdm.write(f"iteration {it + 1}: every prompt was filtered out; no update")
+        seconds = time.perf_counter() - start
+        rollout_seconds += step.scoring_seconds
+        # Measured on the rollout batch under the sampling policy (scored before the step).
+        curves = rollout_metrics(exp, step.scores.old_logp_BR, step.scores.entropy_BR)
+        upd = step.metrics
+        generated = sum_across(float(ro.response_mask_BR.sum()), self.ctx)
+        return {
+            "iteration": it + 1,
+            **reduce_metrics(curves, self.ctx),
+            **lrs,
+            "clip_fraction": upd.get("clip_fraction", 0.0),
+            "grad_norm": upd.get("grad_norm", 0.0),
+            "rollout_seconds": rollout_seconds,
+            "update_seconds": seconds - rollout_seconds,
+            "tokens_per_second": generated / seconds,
+            "skipped_update": not upd,
+            **{f"update/{k}": v for k, v in upd.items()},
+        }
+
+    def _sampling(self, it: int) -> SamplingParams:
+        cfg = self.cfg
+        return SamplingParams(
+            n=cfg.samples_per_prompt,
+            max_new_tokens=cfg.max_new_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            seed=derive_seed(cfg.seed, it, SAMPLING),
+        )
+
+    def _reward(self, ro: Rollout, idx: list[int]) -> torch.Tensor:
+        """Whether each response (B,) answers its problem (the verifier, by the config's rule)."""
+        cfg = self.cfg
+        texts = self.policy.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
+        golds = [self.problems[i].answer for i in idx for _ in range(cfg.samples_per_prompt)]
+        return torch.tensor(
+            verify_batch(texts, golds, fallback_last_number=cfg.fallback_last_number)
+        )
+
+    def _experience_settings(self, it: int) -> dict:
+        """The config's settings of `build_experience`, and the iteration's pairing generator."""
+        cfg = self.cfg
+        return {
+            "group_size": cfg.samples_per_prompt,
+            "correct_reward": cfg.correct_reward,
+            "wrong_reward": cfg.wrong_reward,
+            "band": (cfg.band_lo, cfg.band_hi),
+            "gamma": cfg.gamma,
+            "lam": cfg.lam,
+            "pair_rng": self._generator(it, PAIRS),
+            "pair_reference": cfg.dpo_reference,
+        }
+
+    # ----------------------------------------------------------------- eval
+    def evaluate(self) -> float | None:
+        """Greedy accuracy on the held-out set (None when there is none)."""
+        if not self.eval_problems:
+            return None
+        with self.policy.gathered():  # every rank gathers; rank 0 evaluates alone
+            return self._evaluate_gathered() if self.ctx.is_main else None
+
+    def _evaluate_gathered(self) -> float | None:
+        cfg, policy = self.cfg, self.policy
+        settings = EvalSettings.from_config(cfg, batch_size=max(cfg.micro_batch_size, 64))
+        result = evaluate(
+            policy.model, policy.tokenizer, self.eval_problems, settings,
+            backend=policy.backend, progress=False,
+        )  # fmt: skip
+        self.eval_verdicts.append([s["correct"] for s in result.samples])  # k = 1: per problem
+        return result.summary["accuracy"]
+
+    def _eval_record(self, done: int) -> dict:
+        """`eval_accuracy` and `eval_problems` (how many problems it is over) for a record, told
+        on the terminal as it comes (an evaluation takes a while: the run shows why)."""
+        start = time.perf_counter()
+        if self.progress and done == 0:
+            n = len(self.eval_problems)
+            tqdm.write(f"evaluating the initial model on {n} held-out problems")
+        accuracy = self.evaluate()
+        if self.progress and accuracy is not None:
+            tqdm.write(
+                f"held-out accuracy after {done} iterations: {accuracy:.1%} "
+                f"({len(self.eval_problems)} problems, greedy, {time.perf_counter() - start:.0f} s)"
+            )
+        return {"eval_accuracy": accuracy, "eval_problems": len(self.eval_problems)}
+
+    # ----------------------------------------------------------------- checkpoints
+    def save(self, iterations_done: int) -> Path | None:
+        """Checkpoint `iterations_done` (rank 0 writes it; see `Policy.save`)."""
+        cfg = self.cfg
+        root = self.output / "checkpoints"
+        return self.policy.save(root, iterations_done, cfg.to_dict(), cfg.keep_checkpoints)
+
+    # ----------------------------------------------------------------- the loop
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self._stop_requested:
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        tqdm.write("stopping after this iteration and saving (Ctrl-C again to abort now)")
+
+    def _write(self, record: dict) -> None:
+        if self.metrics is not None:
+            self.metrics.write(record)
+
+    def run(self) -> list[dict]:
+        """Train from the current iteration to cfg.iterations; returns the records written."""
+        cfg = self.cfg
+        records = []
+        previous = signal.signal(signal.SIGINT, self._on_sigint) if _main_thread() else None
+        try:
+            if self.start_iteration == 0 and cfg.eval_every:
+                records.append({"iteration": 0, **self._eval_record(0)})
+                self._write(records[-1])
+            bar = tqdm(
+                range(self.start_iteration, cfg.iterations),
+                disable=not self.progress,
+                initial=self.start_iteration,
+                total=cfg.iterations,
+                desc=cfg.algo,
+            )
+            for it in bar:
+                record = self.iteration(it)
+                done = it + 1
+                if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
+                    record.update(self._eval_record(done))
+                self._write(record)
+                records.append(record)
+                bar.set_postfix(_progress_fields(record))
+                stop = any_across(self._stop_requested, self.ctx)  # all ranks stop together
+                last = done == cfg.iterations
+                if last or stop or (cfg.save_every and done % cfg.save_every == 0):
+                    self.save(done)
+                if stop:
+                    self.stopped_early = not last
+                    break
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            if self.metrics is not None:
+                self.metrics.close()
+        return records
+
+
+def _progress_fields(record: dict) -> dict[str, str]:
+    """What the progress bar shows of an iteration: reward, accuracy, its seconds, eval."""
+    fields = {
+        "reward": f"{record['reward_mean']:.2f}",
+        "acc": f"{record['accuracy']:.2f}",
+        "it": f"{record['rollout_seconds'] + record['update_seconds']:.0f}s",
+    }
+    if record.get("eval_accuracy") is not None:
+        fields["eval"] = f"{record['eval_accuracy']:.3f}"
+    return fields
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def train(cfg: TrainConfig, output: str | Path, **kwargs: object) -> list[dict]:
+    """Build a Trainer and run it (see `Trainer` for the keyword arguments)."""
+    return Trainer(cfg, output, **kwargs).run()  # type: ignore[arg-type]
