@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minimalrl.findings import (
+from minimalrl.eval.findings import (
     FINDINGS,
     Finding,
     bootstrap_effect,

@@ -30,6 +30,7 @@ def toy_config(model_dir, task, **changes) -> TrainConfig:
         prompts_per_iteration=8,
         samples_per_prompt=8,
         max_new_tokens=4,
+        temperature=1.0,  # what the toy tests were sized at (the default run samples at 0.7)
         fallback_last_number=True,
         lr=1e-2,
         minibatch_size=32,
