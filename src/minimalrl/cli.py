@@ -275,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     from minimalrl.config import ConfigError
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
+    from minimalrl.reward import RewardError
     from minimalrl.update import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"minimalrl {args.command}: aborted by Ctrl-C{how}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, RewardError) as err:
         print(
             f"minimalrl {args.command}: stopped: {err}; the last good checkpoint is kept",
             file=sys.stderr,

@@ -55,6 +55,10 @@ class TrainConfig:
     """Nucleus sampling mass."""
 
     # --- reward
+    reward: str = "math"
+    """The reward function, (responses, problems) -> (rewards, correct): "math" (the math
+    verifier, below) or your own as `package.module:function` (README "Reward"). It may take any
+    of correct_reward, wrong_reward and fallback_last_number by keyword."""
     correct_reward: float = 1.0
     """Reward of a right answer."""
     wrong_reward: float = -1.0
@@ -266,6 +270,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.correct_reward <= self.wrong_reward:
             raise ConfigError("correct_reward must be greater than wrong_reward")
+        from minimalrl.reward import RewardError, load_reward_fn
+
+        try:
+            load_reward_fn(self.reward)  # a path that does not import stops the run here
+        except RewardError as err:
+            raise ConfigError(str(err)) from None
         choices = {
             "lr_schedule": ("constant", "linear", "cosine"),
             "critic_lr_schedule": ("constant", "linear", "cosine"),

@@ -1,7 +1,8 @@
 """From a rollout to training experience: rewards, the kept set, per-token advantages, units.
 
-Every choice here is read off the algorithm's registry record (`advantage`, `advantage_source`,
-`needs_pairs`); the math is the registry's pure functions.
+The rewards and verdicts come from the reward function; every choice here is read off the
+algorithm's registry record (`keep`, `advantage`, `needs_critic`, `needs_pairs`); the math is the
+registry's pure functions.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from torch import nn
 from minimalrl.algorithms import (
     Algorithm,
     broadcast_to_tokens,
+    filter_and_advantages,
     gae,
-    group_advantages,
     kl_penalty,
     make_preference_pairs,
     masked_mean,
@@ -41,9 +42,9 @@ class Experience:
     """Per-token advantages (0 on pads and on filtered-out responses)."""
     units: list[list[int]]
     """Training units: rows updated together (one response, or a (chosen, rejected) pair)."""
-    loss_ref: str = "sampling"
-    """What the loss compares against: "sampling" = π_old (ratio losses, DPO's per-iteration
-    reference), "initial" = the initial model (DPO with dpo_reference=initial)."""
+    loss_ref: str = "iteration"
+    """What the loss compares against, named as `dpo_reference`: "iteration" = π_old, the policy at
+    the start of the iteration (ratio losses, DPO's default), "initial" = the initial model."""
     returns_BR: torch.Tensor | None = None
     old_values_BR: torch.Tensor | None = None
     ref_logp_BR: torch.Tensor | None = None
@@ -71,11 +72,10 @@ def critic_values(critic: nn.Module, ro: Rollout, micro_batch: int) -> torch.Ten
 def build_experience(
     alg: Algorithm,
     ro: Rollout,
+    rewards_B: torch.Tensor,
     correct_B: torch.Tensor,
     *,
     group_size: int,
-    correct_reward: float,
-    wrong_reward: float,
     band: tuple[float, float],
     ref_logp_BR: torch.Tensor | None,
     critic: nn.Module | None,
@@ -86,21 +86,17 @@ def build_experience(
     micro_batch: int,
     ctx: DistContext = SINGLE_PROCESS,
 ) -> Experience:
-    """Rewards -> filter + advantages (group or critic) -> the units the update iterates over."""
+    """Rewards and verdicts (B,) -> filter + advantages (group or critic) -> the units the update
+    iterates over."""
     mask_BR = ro.response_mask_BR
     correct_PG = correct_B.view(-1, group_size)
-    rewards_PG = torch.where(correct_PG, correct_reward, wrong_reward).float()
-    adv_PG, keep_PG = group_advantages(
-        alg.advantage,
-        rewards_PG,
-        correct_reward=correct_reward,
-        wrong_reward=wrong_reward,
-        lo=band[0],
-        hi=band[1],
+    rewards_PG = rewards_B.view(-1, group_size)
+    adv_PG, keep_PG = filter_and_advantages(
+        alg.keep, alg.advantage, rewards_PG, correct_PG, lo=band[0], hi=band[1]
     )
     keep_B = keep_PG.reshape(-1)
     exp_kwargs: dict = {}
-    if alg.advantage_source == "critic":
+    if alg.needs_critic:
         assert critic is not None, "an algorithm with a critic needs one"
         values_BR = critic_values(critic, ro, micro_batch)
         token_rewards_BR = place_on_last_token(rewards_PG.reshape(-1), mask_BR)
@@ -112,12 +108,12 @@ def build_experience(
     else:
         adv_BR = broadcast_to_tokens(adv_PG.reshape(-1), mask_BR)
     if alg.needs_pairs:
-        pairs = make_preference_pairs(rewards_PG, pair_rng, correct_reward=correct_reward)
+        pairs = make_preference_pairs(correct_PG, pair_rng)
         chosen_K, rejected_K = pair_indices(pairs, group_size)
         units = [[int(c), int(r)] for c, r in zip(chosen_K, rejected_K)]
     else:
         units = [[int(b)] for b in keep_B.nonzero().squeeze(1)]
-    loss_ref = "initial" if alg.needs_pairs and pair_reference == "initial" else "sampling"
+    loss_ref = "initial" if alg.needs_pairs and pair_reference == "initial" else "iteration"
     if loss_ref == "initial" and ref_logp_BR is None:
         raise ValueError("DPO against the initial model needs its log-probs (ref_logp_BR)")
     return Experience(

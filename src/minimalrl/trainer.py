@@ -50,7 +50,7 @@ from minimalrl.metrics import MetricsWriter
 from minimalrl.models import apply_lora, load_policy
 from minimalrl.output import prepare_output
 from minimalrl.reference import Reference
-from minimalrl.reward import verify_batch
+from minimalrl.reward import REWARD_SETTINGS, Reward
 from minimalrl.rollout import HFBackend, SamplingParams, score_rollout
 from minimalrl.update import UpdateSettings, optimizer_steps, update
 
@@ -152,6 +152,7 @@ class Trainer:
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         self.alg = get_algorithm(cfg.algo)
+        self.reward = Reward.load(cfg.reward, **{k: getattr(cfg, k) for k in REWARD_SETTINGS})
         self._build_models()
         self._tokenize_prompts()
         eos = [self.tokenizer.eos_token_id]
@@ -273,17 +274,14 @@ class Trainer:
         with fsdp.gathered(self.model):  # sampling steps differ across ranks: no collectives
             ro = self.backend.generate(prompts, params, prompt_keys=idx)
         texts = self.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
-        golds = [self.problems[i].answer for i in idx for _ in range(cfg.samples_per_prompt)]
-        correct_B = torch.tensor(
-            verify_batch(texts, golds, fallback_last_number=cfg.fallback_last_number)
-        )
+        problems = [self.problems[i] for i in idx for _ in range(cfg.samples_per_prompt)]
+        rewards_B, correct_B = self.reward(texts, problems)
         exp = build_experience(
             alg,
             ro,
+            rewards_B,
             correct_B,
             group_size=cfg.samples_per_prompt,
-            correct_reward=cfg.correct_reward,
-            wrong_reward=cfg.wrong_reward,
             band=(cfg.band_lo, cfg.band_hi),
             ref_logp_BR=(
                 self.reference.logprobs(ro, micro, logprob_temperature(cfg.temperature))

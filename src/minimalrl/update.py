@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
 
-from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
+from minimalrl.algorithms import Algorithm, aggregate, clipped_value_loss, kl_penalty
 from minimalrl.distributed import (
     SINGLE_PROCESS,
     DistContext,
@@ -67,7 +67,7 @@ def _trimmed(exp: Experience, rows: list[int], on_policy: bool) -> dict:
     }
     optional = {
         # on-policy, π_old is the micro-step's own forward (see `update`)
-        "loss_ref": None if on_policy and exp.loss_ref == "sampling" else exp.loss_ref_logp_BR,
+        "loss_ref": None if on_policy and exp.loss_ref == "iteration" else exp.loss_ref_logp_BR,
         "ref": exp.ref_logp_BR,
         "returns": exp.returns_BR,
         "old_values": exp.old_values_BR,
@@ -104,7 +104,7 @@ def _micro_step(
         with_entropy=s.entropy_coef > 0 or on_policy,
         entropy_grad=s.entropy_coef > 0,
     )
-    loss, metrics = POLICY_LOSSES[alg.loss](
+    loss, metrics = alg.loss(
         logp,
         # On-policy (one optimizer step): π_old is this very forward, the weights being unchanged.
         b["loss_ref"] if "loss_ref" in b else logp.detach(),

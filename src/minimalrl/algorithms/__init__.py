@@ -1,20 +1,22 @@
 """minimalrl.algorithms: the paper's algorithms as pure tensor functions plus a registry of records.
 
-- `advantages`: group filters and advantages for (P, G) outcome rewards (`group_advantages`).
+- `advantages`: keep filters and group advantages for (P, G) outcome rewards and verdicts.
 - `losses`: `aggregate` and the token-level policy losses (clipped, no-clip IS, SFT).
 - `kl`: KL-to-reference estimators and token entropy from logits.
 - `ppo`: last-token rewards, GAE, whitening, clipped value loss.
 - `dpo`: the DPO loss and preference pairs.
-- `policy_losses`: every policy loss behind one signature (`POLICY_LOSSES`).
-- `registry`: the `Algorithm` records (`ALGORITHMS`, `get_algorithm`, `describe_registry`).
+- `policy_losses`: every policy loss callable with one signature (`POLICY_LOSSES`).
+- `registry`: the one table of `Algorithm` records (`ALGORITHMS`, `get_algorithm`,
+  `group_advantages`, `describe_registry`).
 """
 
 from minimalrl.algorithms._lookup import UnknownNameError
 from minimalrl.algorithms.advantages import (
-    GROUP_RULES,
-    GroupRule,
+    BASELINES,
+    SCALES,
     broadcast_to_tokens,
-    group_advantages,
+    filter_and_advantages,
+    from_critic,
     group_outcome_stats,
     group_std,
     keep_all,
@@ -25,6 +27,7 @@ from minimalrl.algorithms.advantages import (
     keep_not_all_equal,
     keep_not_all_wrong,
     mean_std_normalised,
+    normalised,
     ones,
     reward,
     reward_minus_mean,
@@ -41,18 +44,29 @@ from minimalrl.algorithms.losses import (
     ratio_metrics,
     sft_loss,
 )
-from minimalrl.algorithms.policy_losses import POLICY_LOSSES, PolicyLossFn, get_policy_loss
+from minimalrl.algorithms.policy_losses import (
+    POLICY_LOSSES,
+    PolicyLossFn,
+    get_policy_loss,
+    with_common_signature,
+)
 from minimalrl.algorithms.ppo import clipped_value_loss, gae, place_on_last_token, whiten
-from minimalrl.algorithms.registry import ALGORITHMS, Algorithm, describe_registry, get_algorithm
+from minimalrl.algorithms.registry import (
+    ALGORITHMS,
+    Algorithm,
+    describe_registry,
+    get_algorithm,
+    group_advantages,
+)
 
 __all__ = [
     "AGGREGATIONS",
     "ALGORITHMS",
-    "GROUP_RULES",
+    "BASELINES",
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
+    "SCALES",
     "Algorithm",
-    "GroupRule",
     "PolicyLossFn",
     "UnknownNameError",
     "aggregate",
@@ -63,6 +77,8 @@ __all__ = [
     "dpo_loss",
     "dpo_policy_loss",
     "entropy_from_logits",
+    "filter_and_advantages",
+    "from_critic",
     "gae",
     "get_algorithm",
     "get_policy_loss",
@@ -81,6 +97,7 @@ __all__ = [
     "make_preference_pairs",
     "masked_mean",
     "mean_std_normalised",
+    "normalised",
     "ones",
     "pair_indices",
     "place_on_last_token",
@@ -90,4 +107,5 @@ __all__ = [
     "reward_over_std",
     "sft_loss",
     "whiten",
+    "with_common_signature",
 ]

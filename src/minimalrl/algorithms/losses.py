@@ -137,10 +137,11 @@ def clipped_policy_loss(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """−agg(ℓ_t), ℓ_t = min(s_t·A, clip(s_t, 1−ε_low, 1+ε_high)·A) (PAPER.md, clipped surrogate).
+    """−agg(min(s·A, clip(s)·A)).
 
-    Dual clip (released code, c = 3): for A < 0, ℓ_t = max(ℓ_t, c·A). Metrics: `clip_fraction`
-    (valid tokens where the clipped branch binds, clip(s)·A < s·A, so the gradient is zero),
+    PAPER.md's clipped surrogate: −agg(ℓ_t), ℓ_t = min(s_t·A, clip(s_t, 1−ε_low, 1+ε_high)·A). Dual
+    clip (released code, c = 3): for A < 0, ℓ_t = max(ℓ_t, c·A). Metrics: `clip_fraction` (valid
+    tokens where the clipped branch binds, clip(s)·A < s·A, so the gradient is zero),
     `clip_fraction_pos` / `clip_fraction_neg` (the same among valid tokens with A > 0 / A < 0),
     `clip_fraction_dual` (valid tokens where c·A binds), and `ratio_metrics`.
     """
@@ -179,9 +180,10 @@ def is_policy_loss(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """−agg(s_t·A): importance sampling without clipping, the `raft++_no_clip` ablation.
+    """−agg(s·A), no clipping.
 
-    PAPER.md: it is worse than plain RAFT; clipping is what makes RAFT++ work.
+    Importance sampling without clipping, the `raft++_no_clip` ablation. PAPER.md: it is worse than
+    plain RAFT; clipping is what makes RAFT++ work.
     """
     log_ratio_BT = _log_ratio(logp_BT, old_logp_BT)
     surrogate_BT = log_ratio_BT.exp() * advantages_BT
@@ -197,6 +199,8 @@ def sft_loss(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """−agg(log π_θ(a_t)): RAFT's plain SFT on the kept responses. Metrics: `nll`."""
+    """NLL −agg(log π) (SFT).
+
+    −agg(log π_θ(a_t)): RAFT's plain SFT on the kept responses. Metrics: `nll`."""
     loss = -aggregate(logp_BT, mask_BT, agg, num_tokens=num_tokens, num_seqs=num_seqs)
     return loss, {"nll": loss.detach()}
