@@ -12,6 +12,10 @@ Conventions and judgement calls:
   for binary rewards is exactly "drop the all-correct and all-wrong prompts".
 - Std is unbiased (torch.std, correction=1) as in the paper's code. For G = 1 it is undefined; we
   use 0, so GRPO gives (r − r) / (0 + eps) = 0 to a lone response, like any all-equal group.
+- The advantage grid: a baseline (none, group mean, leave-one-out, batch mean) and a scale (none,
+  group std, batch std), `normalised(baseline, scale)`. "Batch" is the whole P×G table, the
+  rewards of all prompts (a trainer with several ranks gathers them first), each response
+  counting once (verl whitens REINFORCE++ over tokens, which weighs long responses more).
 - A filtered-out response has keep = False and advantage 0, so a trainer may drop it (the default,
   as in PAPER.md) or keep its tokens with zero advantage (the released code's "zeroing" mode).
 - The first line of each filter's and advantage's docstring is its cell in `describe_registry()`.
@@ -43,6 +47,27 @@ def group_std(rewards_PG: Tensor) -> Tensor:
 
 def _group_mean(rewards_PG: Tensor) -> Tensor:
     return rewards_PG.mean(dim=-1, keepdim=True)
+
+
+def _leave_one_out_mean(rewards_PG: Tensor) -> Tensor:
+    """Mean of the *other* G − 1 rewards of each response's prompt, (P, G) (RLOO's baseline).
+
+    r − this = G/(G−1)·(r − mean_j r); for G = 1 (no other response) the baseline is r itself."""
+    g = rewards_PG.shape[-1]
+    if g < 2:
+        return rewards_PG.clone()
+    return (rewards_PG.sum(dim=-1, keepdim=True) - rewards_PG) / (g - 1)
+
+
+def _batch_mean(rewards_PG: Tensor) -> Tensor:
+    return rewards_PG.mean().expand(rewards_PG.shape[0], 1)
+
+
+def batch_std(rewards_PG: Tensor) -> Tensor:
+    """Unbiased std of all P·G rewards of the batch, as (P, 1); 0 for a single reward."""
+    if rewards_PG.numel() < 2:
+        return torch.zeros_like(rewards_PG[:, :1])
+    return rewards_PG.std().expand(rewards_PG.shape[0], 1)
 
 
 def _per_prompt(keep_P: Tensor, like_PG: Tensor) -> Tensor:
@@ -129,11 +154,14 @@ def from_critic(rewards_PG: Tensor, *, eps: float = 1e-6) -> Tensor:
 BASELINES: dict[str, tuple[str, Callable[[Tensor], Tensor] | None]] = {
     "none": ("r", None),
     "group_mean": ("r − mean_j r", _group_mean),
+    "leave_one_out": ("r − mean_{j≠i} r", _leave_one_out_mean),  # RLOO, arXiv 2402.14740
+    "batch_mean": ("r − mean_batch r", _batch_mean),  # REINFORCE++, arXiv 2501.03262
 }
 # name -> (how the formula reads, the scale (P, 1) or None)
 SCALES: dict[str, tuple[str, Callable[[Tensor], Tensor] | None]] = {
     "none": ("", None),
     "group_std": ("std_j r", group_std),
+    "batch_std": ("std_batch r", batch_std),  # Lite PPO (arXiv 2508.08221), REINFORCE++
 }
 
 
@@ -161,9 +189,12 @@ def normalised(baseline: str = "none", scale: str = "none") -> AdvantageFn:
 
 
 reward = normalised("none", "none")  # r
-reward_minus_mean = normalised("group_mean", "none")  # r − mean_j r
+reward_minus_mean = normalised("group_mean", "none")  # r − mean_j r (Dr. GRPO)
 reward_over_std = normalised("none", "group_std")  # r / (std_j r + eps)
 mean_std_normalised = normalised("group_mean", "group_std")  # GRPO
+leave_one_out = normalised("leave_one_out", "none")  # RLOO
+mean_over_batch_std = normalised("group_mean", "batch_std")  # Lite PPO
+batch_whitened = normalised("batch_mean", "batch_std")  # REINFORCE++
 
 
 # --- filter + advantage ---------------------------------------------------------------------------
@@ -192,6 +223,15 @@ def filter_and_advantages(
     keep_PG = call_with(keep, rewards_PG=rewards_PG, correct_PG=correct_PG, lo=lo, hi=hi)
     advantages_PG = torch.where(keep_PG, advantage(rewards_PG, eps=eps), 0.0)
     return advantages_PG, keep_PG
+
+
+def dynamic_sampling_take(keep_PG: Tensor, missing: int) -> tuple[Tensor, int]:
+    """DAPO's dynamic sampling (arXiv 2503.14476), one round: which of this round's P prompts
+    join the batch — those the filter keeps, in order, up to the `missing` count — and how many
+    are still missing after them (sample another round while > 0)."""
+    kept_P = keep_PG.any(dim=-1)
+    take_P = kept_P & (kept_P.cumsum(dim=0) <= max(missing, 0))
+    return take_P, max(missing, 0) - int(take_P.sum())
 
 
 def group_outcome_stats(correct_PG: Tensor) -> dict[str, float]:

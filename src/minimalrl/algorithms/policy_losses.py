@@ -3,7 +3,7 @@
     loss, metrics = POLICY_LOSSES[name](
         logp_BT, old_logp_BT, advantages_BT, mask_BT,
         clip_low=0.2, clip_high=0.2, dual_clip=None, dpo_beta=0.1,
-        agg="token_mean", num_tokens=None, num_seqs=None,
+        agg="token_mean", num_tokens=None, num_seqs=None, max_len=None,
     )
 
 Each loss is a pure function that names, as parameters, the tensors and settings it reads (see
@@ -22,7 +22,13 @@ from torch import Tensor
 
 from minimalrl.algorithms._lookup import lookup, parameters
 from minimalrl.algorithms.dpo import dpo_policy_loss
-from minimalrl.algorithms.losses import clipped_policy_loss, is_policy_loss, sft_loss
+from minimalrl.algorithms.losses import (
+    cispo_loss,
+    clipped_policy_loss,
+    gspo_loss,
+    is_policy_loss,
+    sft_loss,
+)
 
 LossOutput = tuple[Tensor, dict[str, Tensor]]
 PolicyLossFn = Callable[..., LossOutput]
@@ -59,6 +65,8 @@ POLICY_LOSSES: dict[str, PolicyLossFn] = {
         "is_no_clip": is_policy_loss,  # −agg(s·A)
         "sft": sft_loss,  # −agg(log π_θ)
         "dpo": dpo_policy_loss,  # −log σ(β·margin), mean over pairs
+        "cispo": cispo_loss,  # −agg(sg(clip(s))·A·log π)
+        "gspo": gspo_loss,  # −agg(min(s_i·A, clip(s_i)·A)), s_i per sequence
     }.items()
 }
 # Every setting some loss reads: what a trainer may pass to any loss.
