@@ -78,7 +78,19 @@ def _check(name, rewards, expected, **kwargs):
 
 
 def test_every_group_rule_has_hand_computed_tables():
-    assert set(EXPECTED_PM1) == set(ALGORITHMS) == set(EXPECTED_BIN)
+    from test_algorithms_axes import EXPECTED as AXES  # rloo, dr_grpo, lite_ppo, reinforce_pp
+
+    assert set(EXPECTED_PM1) == set(EXPECTED_BIN)
+    zero = {f"{name}_zero" for name in EXPECTED_PM1 if f"{name}_zero" in ALGORITHMS}
+    grpo_like = {"dapo", "gspo", "cispo"}  # GRPO's advantage (dapo: tests/test_algorithms_axes)
+    assert set(ALGORITHMS) == set(EXPECTED_PM1) | set(AXES) | zero | grpo_like
+    for name in zero:  # the zero-mode variants have their base's filter and advantage
+        base, variant = ALGORITHMS[name.removesuffix("_zero")], ALGORITHMS[name]
+        assert (variant.keep, variant.advantage) == (base.keep, base.advantage)
+        assert variant.loss is base.loss
+        assert variant.presets == {"filtered": "zero"}
+    for name in grpo_like:
+        assert ALGORITHMS[name].advantage is ALGORITHMS["grpo"].advantage
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PM1))

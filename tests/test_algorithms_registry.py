@@ -43,6 +43,17 @@ NAMES = [
     "grpo",
     "ppo",
     "iterative_dpo",
+    "reinforce_rej_zero",
+    "reinforce_rej_std_zero",
+    "reinforce_drop_all_wrong_zero",
+    "reinforce_drop_all_correct_zero",
+    "rloo",
+    "dr_grpo",
+    "lite_ppo",
+    "reinforce_pp",
+    "dapo",
+    "gspo",
+    "cispo",
 ]
 
 
@@ -74,10 +85,10 @@ def test_records_match_the_paper():
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(KeyError) as info:
-        get_algorithm("dapo")
+        get_algorithm("vapo")
     assert isinstance(info.value, ValueError) and isinstance(info.value, UnknownNameError)
     message = str(info.value)
-    assert "'dapo'" in message and all(repr(name) in message for name in NAMES)
+    assert "'vapo'" in message and all(repr(name) in message for name in NAMES)
     with pytest.raises(ValueError, match="'clipped'"):
         get_policy_loss("ppo_loss")
 

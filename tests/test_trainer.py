@@ -302,6 +302,10 @@ def test_kl_to_init_starts_at_zero_at_any_temperature(tiny_model_dir, toy_task, 
         ("raft", {}, ("loss", "nll")),
         ("ppo", {}, ("loss", "value_loss")),
         ("iterative_dpo", {}, ("loss",)),
+        ("dr_grpo", {}, ("loss", "clip_fraction")),  # seq_mean_token_sum_norm
+        ("gspo", {}, ("loss", "clip_fraction")),  # seq_mean_token_mean
+        ("cispo", {"loss_agg": "seq_mean_token_sum"}, ("loss", "clip_fraction")),
+        ("reinforce_rej_zero", {}, ("loss",)),
     ],
 )
 def test_logged_losses_do_not_depend_on_the_micro_batch(

@@ -16,6 +16,11 @@ from pathlib import Path
 
 import yaml
 
+from minimalrl.algorithms.losses import AGGREGATIONS
+
+if typing.TYPE_CHECKING:
+    from minimalrl.algorithms import Algorithm
+
 
 class ConfigError(ValueError):
     """A configuration that cannot run: unknown key, wrong type, value out of range."""
@@ -95,7 +100,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Max gradient norm (0 = off)."""
     loss_agg: str = "token_mean"
-    """Loss aggregation: "token_mean", "seq_mean_token_mean" or "seq_mean_token_sum"."""
+    """Loss aggregation: "token_mean", "seq_mean_token_mean", "seq_mean_token_sum" or
+    "seq_mean_token_sum_norm" (Dr. GRPO: token sums / (sequences × L))."""
+    loss_agg_max_len: int = 0
+    """L of "seq_mean_token_sum_norm" (0 = max_new_tokens, Dr. GRPO's choice)."""
     clip_low: float = 0.2
     """ε_low of the clipped ratio (0.2, the paper and its code)."""
     clip_high: float = 0.2
@@ -118,6 +126,27 @@ class TrainConfig:
     [0.2, 0.8] keeps prompts of middling difficulty: with 4 samples the mixed groups, as
     Reinforce-Rej; with 8 it also drops groups of 1 or 7 correct. A band that keeps every
     prompt (band_lo <= 0 and band_hi >= 1) is refused: that is plain `reinforce`."""
+
+    # --- algorithm axes: each replaces one choice of the algorithm's record (None = keep it)
+    advantage_baseline: str | None = None
+    """Advantage baseline: "none", "group_mean", "leave_one_out" (RLOO: mean of the other
+    responses) or "batch_mean"; None = the algorithm's own."""
+    advantage_scale: str | None = None
+    """Advantage scale: "none", "group_std" (GRPO) or "batch_std" (unbiased std of the batch's
+    rewards); None = the algorithm's own."""
+    policy_loss: str | None = None
+    """The loss: "clipped", "is_no_clip", "cispo" or "gspo"; None = the algorithm's own."""
+    filtered: str = "drop"
+    """Responses the algorithm's filter rejects: "drop" them (PAPER.md) or "zero": keep them with
+    advantage 0 (the paper's released code), so they count in the loss's denominator and the
+    number of optimizer steps does not depend on how many prompts were filtered."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: sample more prompts until the batch holds prompts_per_iteration
+    prompts the filter keeps (at most dynamic_sampling_rounds rounds; the metrics say how many
+    were sampled). Needs an algorithm whose filter rejects some prompts."""
+    dynamic_sampling_rounds: int = 3
+    """Most sampling rounds of an iteration under dynamic sampling (the first included); a batch
+    still short after them trains on what it has."""
 
     # --- PPO
     critic_lr: float = 2e-5
@@ -214,6 +243,8 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        _check_axes(self)
+        alg = self.algorithm()
         if self.samples_per_prompt < alg.min_group_size:
             raise ConfigError(
                 f"samples_per_prompt = {self.samples_per_prompt}: {self.algo} compares responses "
@@ -279,7 +310,8 @@ class TrainConfig:
         choices = {
             "lr_schedule": ("constant", "linear", "cosine"),
             "critic_lr_schedule": ("constant", "linear", "cosine"),
-            "loss_agg": ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum"),
+            "loss_agg": tuple(AGGREGATIONS),
+            "filtered": ("drop", "zero"),
             "kl_estimator": ("k1", "k2", "k3"),
             "dpo_reference": ("iteration", "initial"),
             "device": ("cpu", "cuda", "auto"),
@@ -292,11 +324,89 @@ class TrainConfig:
         if self.keep_checkpoints < 1:
             raise ConfigError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
 
+    def algorithm(self) -> Algorithm:
+        """The algorithm this config trains: its registry record, with the axes set here."""
+        from minimalrl.algorithms import POLICY_LOSSES, get_algorithm, normalised
+
+        alg = get_algorithm(self.algo)
+        changes: dict[str, object] = {}
+        if self.advantage_baseline is not None or self.advantage_scale is not None:
+            baseline = self.advantage_baseline or alg.advantage.baseline  # type: ignore[attr-defined]
+            scale = self.advantage_scale or alg.advantage.scale  # type: ignore[attr-defined]
+            changes["advantage"] = normalised(baseline, scale)
+            uses_group = baseline in ("group_mean", "leave_one_out") or scale == "group_std"
+            changes["min_group_size"] = max(alg.min_group_size, 2 if uses_group else 1)
+        if self.policy_loss is not None:
+            changes["loss"] = POLICY_LOSSES[self.policy_loss]
+        return dataclasses.replace(alg, **changes) if changes else alg
+
+    def effective(self) -> TrainConfig:
+        """The config that runs: the algorithm's presets (`minimalrl algorithms`, column
+        "settings") fill the fields this config leaves at their defaults; a value set here wins."""
+        presets = _preset_changes(self)
+        return self.replace(**presets) if presets else self
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def replace(self, **changes: object) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _preset_changes(cfg: TrainConfig) -> dict[str, object]:
+    from minimalrl.algorithms import get_algorithm
+
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    presets = get_algorithm(cfg.algo).presets
+    return {k: v for k, v in presets.items() if getattr(cfg, k) == defaults[k] != v}
+
+
+def _check_axes(cfg: TrainConfig) -> None:
+    """The axes' values, and the combinations that make no sense, refused by name."""
+    from minimalrl.algorithms import BASELINES, SCALES, get_algorithm, keep_all
+
+    alg = get_algorithm(cfg.algo)
+    values = {**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **_preset_changes(cfg)}
+    axes = {"advantage_baseline": BASELINES, "advantage_scale": SCALES}
+    for name, table in axes.items():
+        if values[name] is not None and values[name] not in table:
+            raise ConfigError(f"{name} must be one of {tuple(table)} or None, got {values[name]!r}")
+    ratio_losses = ("clipped", "is_no_clip", "cispo", "gspo")
+    if values["policy_loss"] is not None:
+        if values["policy_loss"] not in ratio_losses:
+            raise ConfigError(
+                f"policy_loss must be one of {ratio_losses} or None, got {values['policy_loss']!r}"
+            )
+        if not alg.reads_advantages:
+            raise ConfigError(f"policy_loss: {cfg.algo} trains without advantages (SFT or DPO)")
+    group_rule = (values["advantage_baseline"], values["advantage_scale"]) != (None, None)
+    if group_rule and (alg.needs_critic or not alg.reads_advantages):
+        raise ConfigError(
+            f"advantage_baseline/advantage_scale: {cfg.algo} has no group advantage to change"
+        )
+    if group_rule and not hasattr(alg.advantage, "baseline"):
+        raise ConfigError(f"advantage_baseline/advantage_scale: {cfg.algo}'s advantage is fixed")
+    baseline = values["advantage_baseline"] or getattr(alg.advantage, "baseline", None)
+    if baseline == "leave_one_out" and cfg.samples_per_prompt < 2:
+        raise ConfigError(
+            "advantage_baseline = leave_one_out needs samples_per_prompt >= 2 (the other "
+            f"responses of the prompt), got {cfg.samples_per_prompt}"
+        )
+    if values["filtered"] == "zero" and not alg.reads_advantages:
+        raise ConfigError(f"filtered = zero: {cfg.algo}'s loss does not weigh by advantage")
+    if values["dynamic_sampling"] and alg.keep is keep_all:
+        raise ConfigError(
+            f"dynamic_sampling: {cfg.algo}'s filter keeps every prompt, so there is nothing to "
+            "resample; use an algorithm that filters (dapo, reinforce_rej...)"
+        )
+    if values["dynamic_sampling"] and alg.needs_pairs:
+        raise ConfigError(f"dynamic_sampling: not with {cfg.algo} (pairs)")
+    if values["dynamic_sampling_rounds"] < 1:
+        raise ConfigError(
+            f"dynamic_sampling_rounds must be >= 1, got {values['dynamic_sampling_rounds']}"
+        )
+    if values["loss_agg_max_len"] < 0:
+        raise ConfigError(f"loss_agg_max_len must be >= 0, got {values['loss_agg_max_len']}")
 
 
 def _check_numbers(cfg: TrainConfig) -> None:

@@ -8,6 +8,7 @@ registry's pure functions.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 from minimalrl.algorithms import (
     Algorithm,
     broadcast_to_tokens,
+    dynamic_sampling_take,
     filter_and_advantages,
     gae,
     kl_penalty,
@@ -26,8 +28,11 @@ from minimalrl.algorithms import (
     whiten,
 )
 from minimalrl.distributed import SINGLE_PROCESS, DistContext, gather_objects, sum_tensor_across
-from minimalrl.logprobs import over_micro_batches
+from minimalrl.logprobs import TokenBatch, over_micro_batches
 from minimalrl.rollout import Rollout
+
+Sampled = tuple[Rollout, torch.Tensor, torch.Tensor]
+"""A rollout with its rewards (B,) and verdicts (B,)."""
 
 
 @dataclass
@@ -85,14 +90,21 @@ def build_experience(
     pair_reference: str,
     micro_batch: int,
     ctx: DistContext = SINGLE_PROCESS,
+    filtered: str = "drop",
 ) -> Experience:
     """Rewards and verdicts (B,) -> filter + advantages (group or critic) -> the units the update
-    iterates over."""
+    iterates over: the kept responses, or with `filtered="zero"` all of them (the rejected ones
+    with advantage 0)."""
     mask_BR = ro.response_mask_BR
     correct_PG = correct_B.view(-1, group_size)
     rewards_PG = rewards_B.view(-1, group_size)
-    adv_PG, keep_PG = filter_and_advantages(
-        alg.keep, alg.advantage, rewards_PG, correct_PG, lo=band[0], hi=band[1]
+    adv_PG, keep_PG = _across_ranks(
+        lambda r_PG, c_PG: filter_and_advantages(
+            alg.keep, alg.advantage, r_PG, c_PG, lo=band[0], hi=band[1]
+        ),
+        rewards_PG,
+        correct_PG,
+        ctx,
     )
     keep_B = keep_PG.reshape(-1)
     exp_kwargs: dict = {}
@@ -112,7 +124,8 @@ def build_experience(
         chosen_K, rejected_K = pair_indices(pairs, group_size)
         units = [[int(c), int(r)] for c, r in zip(chosen_K, rejected_K)]
     else:
-        units = [[int(b)] for b in keep_B.nonzero().squeeze(1)]
+        trained_B = keep_B if filtered == "drop" else torch.ones_like(keep_B)
+        units = [[int(b)] for b in trained_B.nonzero().squeeze(1)]
     loss_ref = "initial" if alg.needs_pairs and pair_reference == "initial" else "iteration"
     if loss_ref == "initial" and ref_logp_BR is None:
         raise ValueError("DPO against the initial model needs its log-probs (ref_logp_BR)")
@@ -129,6 +142,82 @@ def build_experience(
     )
 
 
+def _across_ranks(rule, rewards_PG: torch.Tensor, correct_PG: torch.Tensor, ctx: DistContext):
+    """`rule` on the whole batch's (P, G) tables, this rank's rows of its results: a batch rule
+    (batch std, batch mean) sees every rank's rewards, as one process with the whole batch."""
+    if not ctx.active:
+        return rule(rewards_PG, correct_PG)
+    parts = gather_objects((rewards_PG, correct_PG), ctx)
+    start = sum(r.shape[0] for r, _ in parts[: ctx.rank])
+    rows = slice(start, start + rewards_PG.shape[0])
+    adv_PG, keep_PG = rule(torch.cat([r for r, _ in parts]), torch.cat([c for _, c in parts]))
+    return adv_PG[rows], keep_PG[rows]
+
+
+def sample_until_full(
+    sample: Callable[[int], Sampled],
+    alg: Algorithm,
+    *,
+    group_size: int,
+    target: int,
+    rounds: int,
+    band: tuple[float, float],
+    pad_id: int,
+) -> tuple[Sampled, dict[str, float]]:
+    """DAPO's dynamic sampling (arXiv 2503.14476): `sample(round)` rolls out and rewards fresh
+    prompts until the filter has kept `target` of them or `rounds` rounds ran. Returns the kept
+    groups (the first `target`) joined into one rollout, and the metrics `prompts_sampled`,
+    `sampling_rounds` and `prompts_missing` (> 0: the batch could not be filled)."""
+    parts: list[tuple[TokenBatch, torch.Tensor, torch.Tensor]] = []
+    missing, sampled, rounds_run = target, 0, 0
+    while missing > 0 and rounds_run < rounds:
+        ro, rewards_B, correct_B = sample(rounds_run)
+        rounds_run += 1
+        _, keep_PG = filter_and_advantages(
+            alg.keep,
+            alg.advantage,
+            rewards_B.view(-1, group_size),
+            correct_B.view(-1, group_size),
+            lo=band[0],
+            hi=band[1],
+        )
+        sampled += keep_PG.shape[0]
+        take_P, missing = dynamic_sampling_take(keep_PG, missing)
+        rows = take_P.repeat_interleave(group_size).nonzero().squeeze(1)
+        if len(rows):
+            parts.append((ro.select(rows), rewards_B[rows], correct_B[rows]))
+    metrics = {
+        "prompts_sampled": float(sampled),
+        "sampling_rounds": float(rounds_run),
+        "prompts_missing": float(missing),
+    }
+    if not parts:  # nothing kept at all: train on nothing, measure the last round
+        return (ro, rewards_B, correct_B), metrics
+    joined = _join([p[0] for p in parts], pad_id)
+    return (joined, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])), metrics
+
+
+def _join(batches: list[TokenBatch], pad_id: int) -> Rollout:
+    """One rollout of several token batches (prompts left-padded, responses right-padded)."""
+    width_p = max(b.prompt_ids_UP.shape[1] for b in batches)
+    width_r = max(b.response_ids_BR.shape[1] for b in batches)
+
+    def padded(t: torch.Tensor, width: int, value: object, left: bool) -> torch.Tensor:
+        pad = t.new_full((t.shape[0], width - t.shape[1]), value)
+        return torch.cat([pad, t] if left else [t, pad], dim=1)
+
+    offsets = [0]
+    for b in batches[:-1]:
+        offsets.append(offsets[-1] + b.prompt_ids_UP.shape[0])
+    return Rollout(
+        torch.cat([padded(b.prompt_ids_UP, width_p, pad_id, True) for b in batches]),
+        torch.cat([padded(b.prompt_mask_UP, width_p, 0, True) for b in batches]),
+        torch.cat([b.prompt_index_B + o for b, o in zip(batches, offsets)]),
+        torch.cat([padded(b.response_ids_BR, width_r, pad_id, False) for b in batches]),
+        torch.cat([padded(b.response_mask_BR, width_r, 0, False) for b in batches]),
+    )
+
+
 def rollout_metrics(exp: Experience) -> dict[str, float]:
     """The paper's curves measured on the rollout batch under the sampling policy (its entropies
     and log-probs come from `score_rollout` or from the on-policy update's forward)."""
@@ -138,7 +227,8 @@ def rollout_metrics(exp: Experience) -> dict[str, float]:
     P = exp.rewards_PG.shape[0]
     all_correct = exp.correct_PG.all(-1)
     all_wrong = ~exp.correct_PG.any(-1)
-    kept_rows = exp.trained_rows
+    keep_B = exp.keep_PG.reshape(-1)
+    kept_rows = [b for b in exp.trained_rows if keep_B[b]]
     metrics = {
         "reward_mean": float(exp.rewards_PG.mean()),
         "accuracy": float(exp.correct_PG.float().mean()),

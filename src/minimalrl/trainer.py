@@ -26,7 +26,6 @@ import torch
 from tqdm.auto import tqdm
 
 from minimalrl import fsdp
-from minimalrl.algorithms import get_algorithm
 from minimalrl.allocator import keep_freed_memory
 from minimalrl.checkpoint import (
     TrainerState,
@@ -44,7 +43,13 @@ from minimalrl.critic import ValueModel
 from minimalrl.data import build_prompts, load_problems
 from minimalrl.distributed import any_across, barrier, init_distributed, shard, sum_across
 from minimalrl.evaluate import EvalSettings, evaluate
-from minimalrl.experience import build_experience, reduce_metrics, rollout_metrics
+from minimalrl.experience import (
+    Sampled,
+    build_experience,
+    reduce_metrics,
+    rollout_metrics,
+    sample_until_full,
+)
 from minimalrl.logprobs import backbone_and_head, logprob_temperature
 from minimalrl.metrics import MetricsWriter
 from minimalrl.models import apply_lora, load_policy
@@ -123,6 +128,7 @@ class Trainer:
         force: bool = False,
         progress: bool = True,
     ):
+        cfg = cfg.effective()  # a named variant's settings (dapo's clip_high...) filled in
         self.cfg, self.output = cfg, Path(output)
         if resume not in (False, True, "auto"):
             raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
@@ -139,6 +145,8 @@ class Trainer:
         if cfg.keep_freed_memory and device == "cpu":
             keep_freed_memory()  # first: mallopt is not thread-safe, gloo starts threads
         self.ctx, self.device = init_distributed(device)
+        if cfg.dynamic_sampling and self.ctx.active:  # each rank would sample its own rounds
+            raise ConfigError("dynamic_sampling: one process only for now (not with torchrun)")
         if cfg.prompts_per_iteration % self.ctx.world_size:
             raise ConfigError(
                 f"prompts_per_iteration = {cfg.prompts_per_iteration} must split evenly over "
@@ -151,7 +159,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
-        self.alg = get_algorithm(cfg.algo)
+        self.alg = cfg.algorithm()
         self.reward = Reward.load(cfg.reward, **{k: getattr(cfg, k) for k in REWARD_SETTINGS})
         self._build_models()
         self._tokenize_prompts()
@@ -270,12 +278,19 @@ class Trainer:
             seed=_seed(cfg.seed, it, 2),
         )
         micro = cfg.micro_batch_size
-        prompts = [self.prompt_ids[i] for i in idx]
-        with fsdp.gathered(self.model):  # sampling steps differ across ranks: no collectives
-            ro = self.backend.generate(prompts, params, prompt_keys=idx)
-        texts = self.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
-        problems = [self.problems[i] for i in idx for _ in range(cfg.samples_per_prompt)]
-        rewards_B, correct_B = self.reward(texts, problems)
+        sampling: dict[str, float] = {}
+        if cfg.dynamic_sampling:  # DAPO: fresh prompts until the filter keeps enough of them
+            (ro, rewards_B, correct_B), sampling = sample_until_full(
+                lambda r: self._rollout(self._more_prompts(it, r) if r else idx, params, r),
+                alg,
+                group_size=cfg.samples_per_prompt,
+                target=len(idx),
+                rounds=cfg.dynamic_sampling_rounds,
+                band=(cfg.band_lo, cfg.band_hi),
+                pad_id=self.tokenizer.pad_token_id,
+            )
+        else:
+            ro, rewards_B, correct_B = self._rollout(idx, params)
         exp = build_experience(
             alg,
             ro,
@@ -295,6 +310,7 @@ class Trainer:
             pair_reference=cfg.dpo_reference,
             micro_batch=micro,
             ctx=self.ctx,
+            filtered=cfg.filtered,
         )
         settings = self.update_settings()
         # π_old needs its own forward only when some optimizer step comes after another; with a
@@ -353,15 +369,37 @@ class Trainer:
             update_seconds=update_seconds,
             tokens_per_second=generated / (rollout_seconds + update_seconds),
             skipped_update=not upd,
+            **sampling,
             **{f"update/{k}": v for k, v in upd.items()},
         )
         return record
+
+    def _rollout(self, idx: list[int], params: SamplingParams, round_: int = 0) -> Sampled:
+        """Responses to the prompts `idx` (round > 0 of dynamic sampling: fresh seeds), their
+        rewards and verdicts."""
+        if round_:
+            params = dataclasses.replace(params, seed=_seed(self.cfg.seed, params.seed, round_))
+        with fsdp.gathered(self.model):  # sampling steps differ across ranks: no collectives
+            prompts = [self.prompt_ids[i] for i in idx]
+            ro = self.backend.generate(prompts, params, prompt_keys=idx)
+        texts = self.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
+        problems = [self.problems[i] for i in idx for _ in range(params.n)]
+        return (ro, *self.reward(texts, problems))
+
+    def _more_prompts(self, it: int, round_: int) -> list[int]:
+        """Round `round_` of dynamic sampling: this rank's share of M prompts drawn afresh."""
+        g = torch.Generator().manual_seed(_seed(self.cfg.seed, it, 5, round_))
+        drawn = torch.randperm(len(self.problems), generator=g).tolist()
+        m = self.cfg.prompts_per_iteration
+        return shard([drawn[i % len(drawn)] for i in range(m)], self.ctx)
 
     def update_settings(self) -> UpdateSettings:
         """The config fields the update reads (same names), at the log-prob temperature."""
         c = self.cfg
         same = {f.name: getattr(c, f.name) for f in dataclasses.fields(UpdateSettings)}
-        return UpdateSettings(**{**same, "temperature": logprob_temperature(c.temperature)})
+        temperature = logprob_temperature(c.temperature)
+        max_len = c.loss_agg_max_len or c.max_new_tokens  # Dr. GRPO's L
+        return UpdateSettings(**{**same, "temperature": temperature, "loss_agg_max_len": max_len})
 
     # ----------------------------------------------------------------- eval
     def evaluate(self) -> float | None:

@@ -53,6 +53,8 @@ class UpdateSettings:
     value_clip: float
     grad_clip: float
     temperature: float
+    loss_agg_max_len: int = 0
+    """L of the `seq_mean_token_sum_norm` aggregation (0: none given)."""
 
 
 def _trimmed(exp: Experience, rows: list[int], on_policy: bool) -> dict:
@@ -334,6 +336,7 @@ def update(
                     1.0, sum_across(float(exp.rollout.response_mask_BR[rows].sum()), ctx)
                 ),
                 "num_seqs": max(1.0, sum_across(float(len(rows)), ctx)),
+                "max_len": s.loss_agg_max_len or None,
             }
             micro_batches: list[list[int] | None] = (
                 list(_micro_batches(exp, mb, units_per_micro)) if mb else []

@@ -14,7 +14,7 @@ Adding a variant is adding a line to `ALGORITHMS`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -23,6 +23,7 @@ from minimalrl.algorithms._lookup import lookup
 from minimalrl.algorithms.advantages import (
     AdvantageFn,
     KeepFn,
+    batch_whitened,
     filter_and_advantages,
     from_critic,
     keep_all,
@@ -32,6 +33,8 @@ from minimalrl.algorithms.advantages import (
     keep_not_all_correct,
     keep_not_all_equal,
     keep_not_all_wrong,
+    leave_one_out,
+    mean_over_batch_std,
     mean_std_normalised,
     ones,
     reward,
@@ -59,6 +62,9 @@ class Algorithm:
     algorithm: that is a trainer setting, not a property of the algorithm."""
     needs_pairs: bool = False
     """The batch is (chosen, rejected) response pairs rather than single responses."""
+    presets: dict[str, object] = field(default_factory=dict)
+    """Config settings a named variant comes with (DAPO's clip_high 0.28...): `TrainConfig`
+    takes them for the fields a config leaves at their defaults."""
     description: str = ""
     """One line for humans."""
 
@@ -80,7 +86,10 @@ class Algorithm:
 
 
 A = Algorithm
-clipped, no_clip, sft, dpo = (POLICY_LOSSES[k] for k in ("clipped", "is_no_clip", "sft", "dpo"))
+clipped, no_clip, sft, dpo, cispo, gspo = (
+    POLICY_LOSSES[k] for k in ("clipped", "is_no_clip", "sft", "dpo", "cispo", "gspo")
+)
+ZERO = {"filtered": "zero"}  # filtered-out responses stay in the batch with advantage 0
 
 # fmt: off
 ALGORITHMS: dict[str, Algorithm] = {
@@ -112,6 +121,33 @@ ALGORITHMS: dict[str, Algorithm] = {
     "iterative_dpo": A(keep_correct_and_wrong, reward, dpo, min_group_size=2,
         needs_reference=True, needs_pairs=True,
         description="Iterative DPO on a (correct, wrong) pair per prompt"),
+    # The released code's zeroing: rejected prompts count in the denominator and the step count.
+    "reinforce_rej_zero": A(keep_not_all_equal, reward, clipped, min_group_size=2, presets=ZERO,
+        description="Reinforce-Rej, rejected prompts kept with advantage 0"),
+    "reinforce_rej_std_zero": A(keep_not_all_equal, reward_over_std, clipped, min_group_size=2,
+        presets=ZERO, description="Reinforce-Rej-std, rejected prompts kept with advantage 0"),
+    "reinforce_drop_all_wrong_zero": A(keep_not_all_wrong, reward, clipped, presets=ZERO,
+        description="Reinforce, all-wrong prompts kept with advantage 0"),
+    "reinforce_drop_all_correct_zero": A(keep_not_all_correct, reward, clipped, presets=ZERO,
+        description="Reinforce, all-correct prompts kept with advantage 0"),
+    # Variants of the peers (README "Algorithm axes" has the sources).
+    "rloo": A(keep_all, leave_one_out, clipped, min_group_size=2,
+        description="RLOO: the other responses' mean as baseline (arXiv 2402.14740)"),
+    "dr_grpo": A(keep_all, reward_minus_mean, clipped, min_group_size=2,
+        presets={"loss_agg": "seq_mean_token_sum_norm"},
+        description="Dr. GRPO: no std, constant normaliser L (arXiv 2503.20783)"),
+    "lite_ppo": A(keep_all, mean_over_batch_std, clipped, min_group_size=2,
+        description="Lite PPO: group mean, batch std, token mean (arXiv 2508.08221)"),
+    "reinforce_pp": A(keep_all, batch_whitened, clipped,
+        description="REINFORCE++: rewards whitened over the batch (arXiv 2501.03262)"),
+    "dapo": A(keep_not_all_equal, mean_std_normalised, clipped, min_group_size=2,
+        presets={"clip_high": 0.28, "dynamic_sampling": True},
+        description="DAPO: clip-higher, token mean, dynamic sampling (arXiv 2503.14476)"),
+    "gspo": A(keep_all, mean_std_normalised, gspo, min_group_size=2,
+        presets={"clip_low": 3e-4, "clip_high": 4e-4, "loss_agg": "seq_mean_token_mean"},
+        description="GSPO: one clipped ratio per sequence (arXiv 2507.18071)"),
+    "cispo": A(keep_all, mean_std_normalised, cispo, min_group_size=2,
+        description="CISPO: clipped detached IS weight on A·log π (arXiv 2506.13585)"),
 }
 # fmt: on
 
@@ -162,12 +198,17 @@ def _row(name: str, algorithm: Algorithm) -> list[str]:
     needs = ", ".join(flag for flag, needed in flags if needed) or "—"
     kept = _summary(algorithm.keep)
     loss = _summary(algorithm.loss)
-    return [name, kept, advantage, loss, needs, str(algorithm.min_group_size)]
+    presets = ", ".join(f"{k}={_setting(v)}" for k, v in algorithm.presets.items()) or "—"
+    return [name, kept, advantage, loss, needs, str(algorithm.min_group_size), presets]
+
+
+def _setting(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def describe_registry() -> str:
     """A Markdown table of every registered algorithm, in the shape of PAPER.md's table."""
-    header = ["name", "samples kept", "advantage", "loss", "critic/ref", "min n"]
+    header = ["name", "samples kept", "advantage", "loss", "critic/ref", "min n", "settings"]
     rows = [header] + [_row(name, algorithm) for name, algorithm in ALGORITHMS.items()]
     widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
 
