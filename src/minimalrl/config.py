@@ -326,19 +326,11 @@ class TrainConfig:
 
     def algorithm(self) -> Algorithm:
         """The algorithm this config trains: its registry record, with the axes set here."""
-        from minimalrl.algorithms import POLICY_LOSSES, get_algorithm, normalised
+        from minimalrl.algorithms import get_algorithm, with_axes
 
         alg = get_algorithm(self.algo)
-        changes: dict[str, object] = {}
-        if self.advantage_baseline is not None or self.advantage_scale is not None:
-            baseline = self.advantage_baseline or alg.advantage.baseline  # type: ignore[attr-defined]
-            scale = self.advantage_scale or alg.advantage.scale  # type: ignore[attr-defined]
-            changes["advantage"] = normalised(baseline, scale)
-            uses_group = baseline in ("group_mean", "leave_one_out") or scale == "group_std"
-            changes["min_group_size"] = max(alg.min_group_size, 2 if uses_group else 1)
-        if self.policy_loss is not None:
-            changes["loss"] = POLICY_LOSSES[self.policy_loss]
-        return dataclasses.replace(alg, **changes) if changes else alg
+        axes = (self.advantage_baseline, self.advantage_scale, self.policy_loss)
+        return with_axes(alg, baseline=axes[0], scale=axes[1], loss=axes[2])
 
     def effective(self) -> TrainConfig:
         """The config that runs: the algorithm's presets (`minimalrl algorithms`, column
@@ -354,59 +346,20 @@ class TrainConfig:
 
 
 def _preset_changes(cfg: TrainConfig) -> dict[str, object]:
-    from minimalrl.algorithms import get_algorithm
+    from minimalrl.algorithms import get_algorithm, preset_changes
 
     defaults = {f.name: f.default for f in fields(TrainConfig)}
-    presets = get_algorithm(cfg.algo).presets
-    return {k: v for k, v in presets.items() if getattr(cfg, k) == defaults[k] != v}
+    return preset_changes(get_algorithm(cfg.algo), dataclasses.asdict(cfg), defaults)
 
 
 def _check_axes(cfg: TrainConfig) -> None:
     """The axes' values, and the combinations that make no sense, refused by name."""
-    from minimalrl.algorithms import BASELINES, SCALES, get_algorithm, keep_all
+    from minimalrl.algorithms import check_axes, get_algorithm
 
-    alg = get_algorithm(cfg.algo)
-    values = {**{f.name: getattr(cfg, f.name) for f in fields(cfg)}, **_preset_changes(cfg)}
-    axes = {"advantage_baseline": BASELINES, "advantage_scale": SCALES}
-    for name, table in axes.items():
-        if values[name] is not None and values[name] not in table:
-            raise ConfigError(f"{name} must be one of {tuple(table)} or None, got {values[name]!r}")
-    ratio_losses = ("clipped", "is_no_clip", "cispo", "gspo")
-    if values["policy_loss"] is not None:
-        if values["policy_loss"] not in ratio_losses:
-            raise ConfigError(
-                f"policy_loss must be one of {ratio_losses} or None, got {values['policy_loss']!r}"
-            )
-        if not alg.reads_advantages:
-            raise ConfigError(f"policy_loss: {cfg.algo} trains without advantages (SFT or DPO)")
-    group_rule = (values["advantage_baseline"], values["advantage_scale"]) != (None, None)
-    if group_rule and (alg.needs_critic or not alg.reads_advantages):
-        raise ConfigError(
-            f"advantage_baseline/advantage_scale: {cfg.algo} has no group advantage to change"
-        )
-    if group_rule and not hasattr(alg.advantage, "baseline"):
-        raise ConfigError(f"advantage_baseline/advantage_scale: {cfg.algo}'s advantage is fixed")
-    baseline = values["advantage_baseline"] or getattr(alg.advantage, "baseline", None)
-    if baseline == "leave_one_out" and cfg.samples_per_prompt < 2:
-        raise ConfigError(
-            "advantage_baseline = leave_one_out needs samples_per_prompt >= 2 (the other "
-            f"responses of the prompt), got {cfg.samples_per_prompt}"
-        )
-    if values["filtered"] == "zero" and not alg.reads_advantages:
-        raise ConfigError(f"filtered = zero: {cfg.algo}'s loss does not weigh by advantage")
-    if values["dynamic_sampling"] and alg.keep is keep_all:
-        raise ConfigError(
-            f"dynamic_sampling: {cfg.algo}'s filter keeps every prompt, so there is nothing to "
-            "resample; use an algorithm that filters (dapo, reinforce_rej...)"
-        )
-    if values["dynamic_sampling"] and alg.needs_pairs:
-        raise ConfigError(f"dynamic_sampling: not with {cfg.algo} (pairs)")
-    if values["dynamic_sampling_rounds"] < 1:
-        raise ConfigError(
-            f"dynamic_sampling_rounds must be >= 1, got {values['dynamic_sampling_rounds']}"
-        )
-    if values["loss_agg_max_len"] < 0:
-        raise ConfigError(f"loss_agg_max_len must be >= 0, got {values['loss_agg_max_len']}")
+    try:
+        check_axes(cfg.algo, get_algorithm(cfg.algo), {**cfg.to_dict(), **_preset_changes(cfg)})
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_numbers(cfg: TrainConfig) -> None:

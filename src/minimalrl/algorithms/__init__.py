@@ -6,6 +6,7 @@
 - `ppo`: last-token rewards, GAE, whitening, clipped value loss.
 - `dpo`: the DPO loss and preference pairs.
 - `policy_losses`: every policy loss callable with one signature (`POLICY_LOSSES`).
+- `axes`: the algorithm axes as settings (a record with choices replaced, presets, checks).
 - `registry`: the one table of `Algorithm` records (`ALGORITHMS`, `get_algorithm`,
   `group_advantages`, `describe_registry`).
 """
@@ -35,6 +36,7 @@ from minimalrl.algorithms.advantages import (
     reward_minus_mean,
     reward_over_std,
 )
+from minimalrl.algorithms.axes import RATIO_LOSSES, check_axes, preset_changes, with_axes
 from minimalrl.algorithms.dpo import dpo_loss, dpo_policy_loss, make_preference_pairs, pair_indices
 from minimalrl.algorithms.kl import KL_ESTIMATORS, entropy_from_logits, kl_penalty
 from minimalrl.algorithms.losses import (
@@ -69,6 +71,7 @@ __all__ = [
     "BASELINES",
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
+    "RATIO_LOSSES",
     "SCALES",
     "Algorithm",
     "PolicyLossFn",
@@ -76,6 +79,7 @@ __all__ = [
     "aggregate",
     "batch_std",
     "broadcast_to_tokens",
+    "check_axes",
     "cispo_loss",
     "clipped_policy_loss",
     "clipped_value_loss",
@@ -109,11 +113,13 @@ __all__ = [
     "ones",
     "pair_indices",
     "place_on_last_token",
+    "preset_changes",
     "ratio_metrics",
     "reward",
     "reward_minus_mean",
     "reward_over_std",
     "sft_loss",
     "whiten",
+    "with_axes",
     "with_common_signature",
 ]
