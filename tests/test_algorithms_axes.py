@@ -278,3 +278,15 @@ def test_axes_override_the_record():
     assert alg.advantage is normalised("none", "batch_std")
     assert TrainConfig(algo="grpo", policy_loss="cispo").algorithm().loss is POLICY_LOSSES["cispo"]
     assert TrainConfig(algo="grpo").algorithm() is TrainConfig(algo="grpo").algorithm()
+
+
+def test_every_preset_is_a_valid_config_setting():
+    from dataclasses import fields
+
+    from minimalrl.algorithms import ALGORITHMS
+
+    names = {f.name for f in fields(TrainConfig)}
+    for name, alg in ALGORITHMS.items():
+        assert set(alg.presets) <= names, name
+        effective = TrainConfig(algo=name, samples_per_prompt=4).effective()  # validates them
+        assert all(getattr(effective, k) == v for k, v in alg.presets.items()), name
