@@ -181,7 +181,7 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
             ref = policy.reference
             ref.logprobs = clock.wrap("ref_logprobs", ref.logprobs)
             required.append("ref_logprobs")
-        trainer_mod.verify_batch = clock.wrap("reward", trainer_mod.verify_batch)
+        trainer.reward = clock.wrap("reward", trainer.reward)
         policy_mod.update = clock.wrap("update", policy_mod.update, _count_trained)
         steps = []
         for it in range(args.warmup + 1):

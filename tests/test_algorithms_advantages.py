@@ -1,4 +1,4 @@
-"""Group filters and advantages: hand-computed tables for every variant, plus property tests."""
+"""Keep filters and group advantages: hand-computed tables for every variant, plus properties."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minimalrl.algorithms import (
-    GROUP_RULES,
+    ALGORITHMS,
     UnknownNameError,
     broadcast_to_tokens,
     group_advantages,
@@ -78,17 +78,29 @@ def _check(name, rewards, expected, **kwargs):
 
 
 def test_every_group_rule_has_hand_computed_tables():
-    assert set(EXPECTED_PM1) == set(GROUP_RULES) == set(EXPECTED_BIN)
+    from test_algorithms_axes import EXPECTED as AXES  # rloo, dr_grpo, lite_ppo, reinforce_pp
+
+    assert set(EXPECTED_PM1) == set(EXPECTED_BIN)
+    zero = {f"{name}_zero" for name in EXPECTED_PM1 if f"{name}_zero" in ALGORITHMS}
+    grpo_like = {"dapo", "gspo", "cispo"}  # GRPO's advantage (dapo: tests/test_algorithms_axes)
+    assert set(ALGORITHMS) == set(EXPECTED_PM1) | set(AXES) | zero | grpo_like
+    for name in zero:  # the zero-mode variants have their base's filter and advantage
+        base, variant = ALGORITHMS[name.removesuffix("_zero")], ALGORITHMS[name]
+        assert (variant.keep, variant.advantage) == (base.keep, base.advantage)
+        assert variant.loss is base.loss
+        assert variant.presets == {"filtered": "zero"}
+    for name in grpo_like:
+        assert ALGORITHMS[name].advantage is ALGORITHMS["grpo"].advantage
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PM1))
 def test_plus_minus_one_rewards(name):
-    _check(name, PM1, EXPECTED_PM1[name], correct_reward=1.0, wrong_reward=-1.0)
+    _check(name, PM1, EXPECTED_PM1[name], correct_reward=1.0)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_BIN))
 def test_zero_one_rewards(name):
-    _check(name, BIN, EXPECTED_BIN[name], correct_reward=1.0, wrong_reward=0.0)
+    _check(name, BIN, EXPECTED_BIN[name], correct_PG=torch.tensor(BIN) == 1)
 
 
 # G = 1: one correct, one wrong prompt. Std is taken as 0, so GRPO and mean-baselines give 0.
@@ -144,16 +156,17 @@ def test_reinforce_band(lo, hi, kept_rows):
 
 def test_band_edges_one_third_compare_exactly():
     rewards_PG = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]])
-    _, keep_PG = group_advantages(
-        "reinforce_band", rewards_PG, wrong_reward=0.0, lo=1 / 3, hi=1 / 3
-    )
+    _, keep_PG = group_advantages("reinforce_band", rewards_PG, lo=1 / 3, hi=1 / 3)
     assert keep_PG[:, 0].tolist() == [True, False]
 
 
 def test_raft_keeps_only_top_reward_when_correct_with_partial_credit():
     rewards_PG = torch.tensor([[0.5, 1.0, 1.5], [0.5, 0.2, 0.5]])
-    advantages_PG, keep_PG = group_advantages("raft", rewards_PG, wrong_reward=0.0)
+    advantages_PG, keep_PG = group_advantages("raft", rewards_PG)  # correct: reward >= 1
     assert keep_PG.tolist() == [[F, F, T], [F, F, F]]  # row 1's best (0.5) is not correct
+    correct_PG = torch.tensor([[T, T, F], [F, F, F]])  # a verdict the reward does not follow
+    _, keep_PG = group_advantages("raft", rewards_PG, correct_PG=correct_PG)
+    assert keep_PG.tolist() == [[F, F, F], [F, F, F]]  # the top reward is not a correct one
     assert advantages_PG.tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
 
 
@@ -167,12 +180,12 @@ def test_errors():
     with pytest.raises(ValueError, match="grpo") as info:
         group_advantages("nope", torch.tensor(PM1))
     assert isinstance(info.value, UnknownNameError)
-    for name in GROUP_RULES:
+    for name in ALGORITHMS:
         assert repr(name) in str(info.value)
     with pytest.raises(ValueError, match=r"\(P, G\)"):
         group_advantages("grpo", torch.tensor([1.0, -1.0]))
-    with pytest.raises(ValueError, match="correct_reward > wrong_reward"):
-        group_advantages("grpo", torch.tensor(PM1), correct_reward=0.0, wrong_reward=1.0)
+    with pytest.raises(ValueError, match="correct_PG"):
+        group_advantages("grpo", torch.tensor(PM1), correct_PG=torch.ones(4, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="lo <= hi"):
         group_advantages("reinforce_band", torch.tensor(PM1), lo=0.8, hi=0.2)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
@@ -180,7 +193,7 @@ def test_errors():
 
 
 def test_group_outcome_stats():
-    stats = group_outcome_stats(torch.tensor(BIN), correct_reward=1.0, wrong_reward=0.0)
+    stats = group_outcome_stats(torch.tensor(BIN) == 1)
     assert stats == {"frac_all_correct": 0.25, "frac_all_wrong": 0.25, "frac_mixed": 0.5}
 
 
@@ -207,14 +220,14 @@ def test_grpo_and_every_filter_invariant_to_affine_reward_change(table, a, b):
     correct_PG = torch.tensor(table, dtype=torch.float64)
     base_PG = 2 * correct_PG - 1  # ±1
     moved_PG = a * base_PG + b  # correct -> a + b, wrong -> -a + b
-    for name in GROUP_RULES:
-        base_adv, base_keep = group_advantages(name, base_PG)
-        moved_adv, moved_keep = group_advantages(
-            name, moved_PG, correct_reward=a * 1.0 + b, wrong_reward=a * -1.0 + b
-        )
+    verdicts_PG = correct_PG.bool()
+    one_per_filter = {alg.keep: name for name, alg in ALGORITHMS.items()}.values()
+    for name in one_per_filter:
+        base_adv, base_keep = group_advantages(name, base_PG, correct_PG=verdicts_PG)
+        moved_adv, moved_keep = group_advantages(name, moved_PG, correct_PG=verdicts_PG)
         assert torch.equal(base_keep, moved_keep), name
     base_adv, _ = group_advantages("grpo", base_PG)
-    moved_adv, _ = group_advantages("grpo", moved_PG, correct_reward=a + b, wrong_reward=b - a)
+    moved_adv, _ = group_advantages("grpo", moved_PG, correct_PG=verdicts_PG)
     torch.testing.assert_close(moved_adv, base_adv, atol=1e-4, rtol=0)
 
 

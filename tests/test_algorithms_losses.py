@@ -54,7 +54,7 @@ def test_aggregate_masked_nan_and_inf_do_not_leak():
     values = torch.tensor([[1.0, float("nan")], [float("inf"), 3.0]], requires_grad=True)
     mask = torch.tensor([[1, 0], [0, 1]])
     for mode in AGGREGATIONS:
-        out = aggregate(values, mask, mode)
+        out = aggregate(values, mask, mode, max_len=2)  # (read only by the Dr. GRPO mode)
         out.backward()
         assert torch.isfinite(out)
         assert torch.isfinite(values.grad).all()
@@ -206,8 +206,12 @@ def _grads(policy, batches, **kwargs):
 @pytest.mark.parametrize("agg", sorted(AGGREGATIONS))
 def test_minibatch_accumulation_with_global_normaliser_equals_one_batch(loss_name, agg):
     policy, inputs, tokens, mask, advantages, old = _tiny_policy_batch()
-    full = _grads(policy, [(inputs, tokens, mask, advantages, old, loss_name)], agg=agg)
-    totals = {"num_tokens": mask.sum().item(), "num_seqs": (mask.sum(-1) > 0).sum().item()}
+    full = _grads(policy, [(inputs, tokens, mask, advantages, old, loss_name)], agg=agg, max_len=8)
+    totals = {
+        "num_tokens": mask.sum().item(),
+        "num_seqs": (mask.sum(-1) > 0).sum().item(),
+        "max_len": 8,
+    }
     parts = [
         (inputs[rows], tokens[rows], mask[rows], advantages[rows], old[rows], loss_name)
         for rows in (slice(0, 2), slice(2, 5), slice(5, 6))

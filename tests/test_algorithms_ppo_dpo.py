@@ -149,7 +149,7 @@ def test_dpo_policy_loss_layout():
     )
     ref = torch.full_like(logp, -0.5)
     mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 0], [1, 1, 1]])
-    loss, _ = dpo_policy_loss(logp, ref, mask, beta=0.5)
+    loss, _ = dpo_policy_loss(logp, ref, mask, dpo_beta=0.5)
     seq = (logp * mask).sum(-1)
     ref_seq = (ref * mask).sum(-1)
     margin = 0.5 * ((seq[:2] - ref_seq[:2]) - (seq[2:] - ref_seq[2:]))
@@ -161,27 +161,28 @@ def test_dpo_policy_loss_layout():
 REWARDS = torch.tensor(
     [[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
 )
+CORRECT = REWARDS == 1.0
 
 
 @pytest.mark.parametrize("make_rng", [random.Random, lambda s: torch.Generator().manual_seed(s)])
 def test_preference_pairs_deterministic_and_correct(make_rng):
-    pairs = make_preference_pairs(REWARDS, make_rng(7))
-    assert pairs == make_preference_pairs(REWARDS, make_rng(7))
+    pairs = make_preference_pairs(CORRECT, make_rng(7))
+    assert pairs == make_preference_pairs(CORRECT, make_rng(7))
     assert [p for p, _, _ in pairs] == [0, 3]  # only prompts with a correct and a wrong response
     for prompt, chosen, rejected in pairs:
         assert REWARDS[prompt, chosen] == 1.0 and REWARDS[prompt, rejected] == 0.0
-    seen = {make_preference_pairs(REWARDS, make_rng(seed))[0][1:] for seed in range(40)}
+    seen = {make_preference_pairs(CORRECT, make_rng(seed))[0][1:] for seed in range(40)}
     assert seen == {(0, 1), (0, 3), (2, 1), (2, 3)}  # uniform over correct × wrong of prompt 0
 
 
-def test_preference_pairs_partial_credit_and_errors():
-    rewards = torch.tensor([[0.5, 1.0, -1.0]])  # "wrong" = not correct
-    pairs = make_preference_pairs(rewards, random.Random(0))
+def test_preference_pairs_read_verdicts_and_errors():
+    correct = torch.tensor([[False, True, False]])  # "wrong" = not correct, whatever the reward
+    pairs = make_preference_pairs(correct, random.Random(0))
     assert pairs[0][1] == 1 and pairs[0][2] in (0, 2)
     with pytest.raises(TypeError, match="Generator"):
-        make_preference_pairs(REWARDS, 3)
+        make_preference_pairs(CORRECT, 3)
     with pytest.raises(ValueError, match=r"\(P, G\)"):
-        make_preference_pairs(REWARDS[0], random.Random(0))
+        make_preference_pairs(CORRECT[0], random.Random(0))
 
 
 def test_pair_indices():

@@ -10,18 +10,20 @@ import torch
 
 from minimalrl.algorithms import (
     ALGORITHMS,
-    GROUP_RULES,
     POLICY_LOSSES,
     Algorithm,
     UnknownNameError,
     broadcast_to_tokens,
     clipped_value_loss,
     describe_registry,
+    filter_and_advantages,
     gae,
     get_algorithm,
     get_policy_loss,
     group_advantages,
+    keep_all,
     make_preference_pairs,
+    mean_std_normalised,
     pair_indices,
     place_on_last_token,
     whiten,
@@ -41,39 +43,52 @@ NAMES = [
     "grpo",
     "ppo",
     "iterative_dpo",
+    "reinforce_rej_zero",
+    "reinforce_rej_std_zero",
+    "reinforce_drop_all_wrong_zero",
+    "reinforce_drop_all_correct_zero",
+    "rloo",
+    "dr_grpo",
+    "lite_ppo",
+    "reinforce_pp",
+    "dapo",
+    "gspo",
+    "cispo",
 ]
 
 
 def test_every_algorithm_is_registered():
     assert sorted(ALGORITHMS) == sorted(NAMES)
-    for name, algorithm in ALGORITHMS.items():
-        assert algorithm.name == name
-        assert algorithm.advantage in GROUP_RULES
-        assert algorithm.loss in POLICY_LOSSES
+    for algorithm in ALGORITHMS.values():
+        assert callable(algorithm.keep) and callable(algorithm.advantage)
+        assert algorithm.loss in POLICY_LOSSES.values()
         assert algorithm.description
 
 
 def test_records_match_the_paper():
-    assert get_algorithm("raft").loss == "sft"
-    assert get_algorithm("raft++").loss == "clipped"
-    assert get_algorithm("raft++_no_clip").loss == "is_no_clip"
+    assert get_algorithm("raft").loss is POLICY_LOSSES["sft"]
+    assert get_algorithm("raft++").loss is POLICY_LOSSES["clipped"]
+    assert get_algorithm("raft++_no_clip").loss is POLICY_LOSSES["is_no_clip"]
     ppo = get_algorithm("ppo")
-    assert (ppo.advantage_source, ppo.needs_critic, ppo.loss) == ("critic", True, "clipped")
+    assert (ppo.needs_critic, ppo.loss) == (True, POLICY_LOSSES["clipped"])
     dpo = get_algorithm("iterative_dpo")
-    assert (dpo.loss, dpo.needs_pairs, dpo.needs_reference) == ("dpo", True, True)
+    assert (dpo.loss, dpo.needs_pairs, dpo.needs_reference) == (POLICY_LOSSES["dpo"], True, True)
+    grpo = get_algorithm("grpo")
+    assert (grpo.keep, grpo.advantage) == (keep_all, mean_std_normalised)
+    assert not get_algorithm("raft").reads_advantages and grpo.reads_advantages
     assert get_algorithm("grpo").min_group_size == 2
     assert get_algorithm("reinforce_rej").min_group_size == 2
     assert get_algorithm("reinforce").min_group_size == 1
-    others = [a for a in ALGORITHMS.values() if a.name not in ("ppo", "iterative_dpo")]
+    others = [a for name, a in ALGORITHMS.items() if name not in ("ppo", "iterative_dpo")]
     assert not any(a.needs_critic or a.needs_pairs or a.needs_reference for a in others)
 
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(KeyError) as info:
-        get_algorithm("dapo")
+        get_algorithm("vapo")
     assert isinstance(info.value, ValueError) and isinstance(info.value, UnknownNameError)
     message = str(info.value)
-    assert "'dapo'" in message and all(repr(name) in message for name in NAMES)
+    assert "'vapo'" in message and all(repr(name) in message for name in NAMES)
     with pytest.raises(ValueError, match="'clipped'"):
         get_policy_loss("ppo_loss")
 
@@ -89,13 +104,20 @@ def test_describe_registry_mentions_every_name():
 
 def test_records_are_frozen_and_validated():
     with pytest.raises(dataclasses.FrozenInstanceError):
-        get_algorithm("grpo").loss = "sft"
-    with pytest.raises(ValueError, match="policy loss"):
-        Algorithm("x", "grpo", "nope")
-    with pytest.raises(ValueError, match="group advantage"):
-        Algorithm("x", "nope", "clipped")
-    with pytest.raises(ValueError, match="needs_critic"):
-        Algorithm("x", "ppo", "clipped", advantage_source="critic")
+        get_algorithm("grpo").loss = POLICY_LOSSES["sft"]
+    with pytest.raises(ValueError, match="POLICY_LOSSES"):
+        Algorithm(keep_all, mean_std_normalised, lambda *a, **k: None)
+    with pytest.raises(ValueError, match="min_group_size"):
+        Algorithm(keep_all, mean_std_normalised, POLICY_LOSSES["clipped"], min_group_size=0)
+
+
+def test_a_loss_gets_the_settings_it_names_and_refuses_unknown_ones():
+    logp_BT = torch.zeros(1, 2)
+    sft = POLICY_LOSSES["sft"]
+    assert sft.reads >= {"logp_BT", "mask_BT", "agg"} and "clip_low" not in sft.reads
+    sft(logp_BT, logp_BT, logp_BT, torch.ones(1, 2), clip_low=0.1, dpo_beta=0.5)  # ignored
+    with pytest.raises(TypeError, match="clip_lo"):
+        POLICY_LOSSES["clipped"](logp_BT, logp_BT, logp_BT, torch.ones(1, 2), clip_lo=0.1)
 
 
 # --- one generic step, no algorithm-specific `if` -------------------------------------------------
@@ -104,9 +126,12 @@ def test_records_are_frozen_and_validated():
 def _generic_step(algorithm, rewards_PG, logp_BT, old_logp_BT, mask_BT, values_BT):
     """What a trainer does with a record: branches on its fields only, never on its name."""
     group_size = rewards_PG.shape[1]
-    advantages_PG, keep_PG = group_advantages(algorithm.advantage, rewards_PG, wrong_reward=0.0)
+    correct_PG = rewards_PG == 1.0
+    advantages_PG, keep_PG = filter_and_advantages(
+        algorithm.keep, algorithm.advantage, rewards_PG, correct_PG
+    )
     keep_B = keep_PG.flatten()
-    if algorithm.advantage_source == "critic":
+    if algorithm.needs_critic:
         token_rewards_BT = place_on_last_token(rewards_PG.flatten(), mask_BT)
         advantages_BT, returns_BT = gae(token_rewards_BT, values_BT, mask_BT)
         advantages_BT = whiten(advantages_BT, mask_BT)
@@ -114,9 +139,9 @@ def _generic_step(algorithm, rewards_PG, logp_BT, old_logp_BT, mask_BT, values_B
         advantages_BT = broadcast_to_tokens(advantages_PG.flatten(), mask_BT)
     rows = keep_B.nonzero().flatten()
     if algorithm.needs_pairs:
-        pairs = make_preference_pairs(rewards_PG, random.Random(0))
+        pairs = make_preference_pairs(correct_PG, random.Random(0))
         rows = torch.cat(pair_indices(pairs, group_size))
-    loss, metrics = POLICY_LOSSES[algorithm.loss](
+    loss, metrics = algorithm.loss(
         logp_BT[rows],
         old_logp_BT[rows],
         advantages_BT[rows],

@@ -53,9 +53,17 @@ def _weights(run) -> dict[str, torch.Tensor]:
     return load_file(str(ckpt / "policy" / "model.safetensors"))
 
 
-@pytest.mark.parametrize("algo", ["grpo", "raft", "ppo"])  # ppo: advantages whitened globally
-def test_two_ranks_match_one_rank(algo, tiny_model_dir, toy_task, tmp_path):
-    cfg = _config(tiny_model_dir, toy_task, algo=algo)
+@pytest.mark.parametrize(
+    ("algo", "changes"),
+    [
+        ("grpo", {}),
+        ("raft", {}),
+        ("ppo", {}),  # advantages whitened globally
+        ("lite_ppo", {"loss_agg": "seq_mean_token_sum_norm"}),  # batch std over both ranks
+    ],
+)
+def test_two_ranks_match_one_rank(algo, changes, tiny_model_dir, toy_task, tmp_path):
+    cfg = _config(tiny_model_dir, toy_task, algo=algo, **changes)
     train(TrainConfig(**cfg), tmp_path / "one", progress=False)
     _two_ranks(cfg, tmp_path / "two")
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")

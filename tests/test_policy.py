@@ -50,9 +50,10 @@ def test_scoring_returns_new_records_and_leaves_the_rollout_alone(
     assert scores.ref_logp_BR.shape == scores.values_BR.shape == (B, R)
     assert scores.old_logp_BR is None  # π_old comes with the training step
     _assert_unchanged(ro, before)
+    correct_B = torch.arange(B) % 3 == 0
     exp = build_experience(
-        policy.alg, ro, torch.arange(B) % 3 == 0, group_size=8, correct_reward=1.0,
-        wrong_reward=-1.0, band=(0.0, 1.0), ref_logp_BR=scores.ref_logp_BR,
+        policy.alg, ro, correct_B.float() * 2 - 1, correct_B, group_size=8, band=(0.0, 1.0),
+        ref_logp_BR=scores.ref_logp_BR,
         values_BR=scores.values_BR, gamma=1.0, lam=1.0, pair_rng=torch.Generator(),
         pair_reference="iteration",
     )  # fmt: skip

@@ -118,12 +118,16 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(
 ):
     cfg = toy_config(tiny_model_dir, toy_task, iterations=3, save_every=1)
     train(cfg.replace(iterations=1), tmp_path, progress=False)
-    import minimalrl.train.update as upd
+    import dataclasses
 
-    def nan_loss(*args, **kwargs):
+    from minimalrl.algorithms import ALGORITHMS, POLICY_LOSSES, with_common_signature
+
+    def nan_loss(logp_BT):
         return torch.tensor(float("nan"), requires_grad=True), {}
 
-    monkeypatch.setitem(upd.POLICY_LOSSES, "clipped", nan_loss)
+    nan = with_common_signature(nan_loss)
+    monkeypatch.setitem(POLICY_LOSSES, "clipped", nan)
+    monkeypatch.setitem(ALGORITHMS, "grpo", dataclasses.replace(ALGORITHMS["grpo"], loss=nan))
     with pytest.raises(NonFiniteLossError):
         train(cfg, tmp_path, resume=True, progress=False)
     assert latest_checkpoint(tmp_path / "checkpoints").name == "iter_000001"
@@ -226,10 +230,11 @@ def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_pa
     )
     policy = trainer.policy
     ro = policy.generate(trainer.prompt_ids[:2], SamplingParams(n=8, max_new_tokens=4), [0, 1])
+    correct_B = torch.arange(16) % 2 == 0
     exp = build_experience(
-        policy.alg, ro, torch.arange(16) % 2 == 0, group_size=8, correct_reward=1.0,
-        wrong_reward=-1.0, band=(0.0, 1.0), ref_logp_BR=None, values_BR=None, gamma=1.0,
-        lam=1.0, pair_rng=torch.Generator(), pair_reference="iteration",
+        policy.alg, ro, correct_B.float() * 2 - 1, correct_B, group_size=8, band=(0.0, 1.0),
+        ref_logp_BR=None, values_BR=None, gamma=1.0, lam=1.0, pair_rng=torch.Generator(),
+        pair_reference="iteration",
     )  # fmt: skip
     with pytest.raises(ValueError, match="single optimizer step, this update takes 2"):
         update(policy, exp, policy.alg, policy.settings, torch.Generator(), on_policy=True)
@@ -299,6 +304,10 @@ def test_kl_to_init_starts_at_zero_at_any_temperature(tiny_model_dir, toy_task, 
         ("raft", {}, ("loss", "nll")),
         ("ppo", {}, ("loss", "value_loss")),
         ("iterative_dpo", {}, ("loss",)),
+        ("dr_grpo", {}, ("loss", "clip_fraction")),  # seq_mean_token_sum_norm
+        ("gspo", {}, ("loss", "clip_fraction")),  # seq_mean_token_mean
+        ("cispo", {"loss_agg": "seq_mean_token_sum"}, ("loss", "clip_fraction")),
+        ("reinforce_rej_zero", {}, ("loss",)),
     ],
 )
 def test_logged_losses_do_not_depend_on_the_micro_batch(

@@ -277,6 +277,7 @@ def _error_line(err: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
+    from minimalrl.reward import RewardError
     from minimalrl.train.checkpoint import CheckpointError
     from minimalrl.train.config import ConfigError
     from minimalrl.train.update import NonFiniteLossError
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"minimalrl {args.command}: aborted by Ctrl-C{how}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except NonFiniteLossError as err:
+    except (NonFiniteLossError, RewardError) as err:
         print(
             f"minimalrl {args.command}: stopped: {err}; the last good checkpoint is kept",
             file=sys.stderr,

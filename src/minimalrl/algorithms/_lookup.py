@@ -1,11 +1,14 @@
-"""Name lookup shared by the registries here: an unknown name lists the valid ones."""
+"""Name lookup shared by the registries here (an unknown name lists the valid ones), and calling a
+pure function with the arguments it names."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class UnknownNameError(ValueError, KeyError):
@@ -23,3 +26,17 @@ def lookup(table: Mapping[str, T], name: str, what: str) -> T:
     except KeyError:
         valid = ", ".join(repr(key) for key in table)
         raise UnknownNameError(f"unknown {what} {name!r}; valid names: {valid}") from None
+
+
+def parameters(fn: Callable[..., object]) -> frozenset[str]:
+    """The names of `fn`'s parameters: what it reads."""
+    return frozenset(inspect.signature(fn).parameters)
+
+
+def call_with(fn: Callable[..., R], **available: object) -> R:
+    """`fn` called with those of `available` that it names as parameters, by name.
+
+    Lets pure functions of different needs share one call site: a filter that reads only
+    `correct_PG` and one that reads `rewards_PG` and a band are both `call_with(f, ...)`."""
+    names = parameters(fn)
+    return fn(**{name: value for name, value in available.items() if name in names})

@@ -50,21 +50,18 @@ def _pick(candidates: list[int], rng: torch.Generator | random.Random) -> int:
 
 
 def make_preference_pairs(
-    rewards_PG: Tensor,
-    rng: torch.Generator | random.Random,
-    correct_reward: float = 1.0,
+    correct_PG: Tensor, rng: torch.Generator | random.Random
 ) -> list[tuple[int, int, int]]:
     """One (prompt, chosen, rejected) index triple per prompt with a correct and a wrong response.
 
-    Correct = reward >= `correct_reward`, wrong = reward < `correct_reward` (the rule of the
-    `iterative_dpo` filter). The chosen response is drawn uniformly among the prompt's correct ones
-    and the rejected among its wrong ones, with `rng`: a seeded generator gives the same pairs.
+    `correct_PG` holds the reward function's verdicts (the rule of the `iterative_dpo` filter).
+    The chosen response is drawn uniformly among the prompt's correct ones and the rejected among
+    its wrong ones, with `rng`: a seeded generator gives the same pairs.
     """
-    if rewards_PG.ndim != 2:
-        raise ValueError(f"rewards_PG must be (P, G), got shape {tuple(rewards_PG.shape)}")
-    correct_PG = (rewards_PG >= correct_reward).tolist()
+    if correct_PG.ndim != 2:
+        raise ValueError(f"correct_PG must be (P, G), got shape {tuple(correct_PG.shape)}")
     pairs = []
-    for prompt, correct_G in enumerate(correct_PG):
+    for prompt, correct_G in enumerate(correct_PG.bool().tolist()):
         correct = [j for j, ok in enumerate(correct_G) if ok]
         wrong = [j for j, ok in enumerate(correct_G) if not ok]
         if correct and wrong:
@@ -81,29 +78,32 @@ def pair_indices(pairs: list[tuple[int, int, int]], group_size: int) -> tuple[Te
 
 def dpo_policy_loss(
     logp_BT: Tensor,
-    ref_logp_BT: Tensor,
+    old_logp_BT: Tensor,
     mask_BT: Tensor,
     *,
-    beta: float = 0.1,
+    dpo_beta: float = 0.1,
     num_seqs: float | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """DPO on token rows laid out as K chosen rows then their K rejected rows (k pairs with K + k).
+    """DPO −log σ(β·margin).
 
-    Sums the valid per-token log-probs into sequence log-probs, then `dpo_loss`. `num_seqs` counts
-    the rows of the whole batch (2 per pair), so the global pair count is num_seqs / 2.
+    On token rows laid out as K chosen rows then their K rejected rows (k pairs with K + k);
+    `old_logp_BT` holds the reference's log-probs: π_old, the policy at the start of the iteration
+    (PAPER.md's default), or the initial model (`dpo_reference`). Sums the valid per-token log-probs
+    into sequence log-probs, then `dpo_loss`. `num_seqs` counts the rows of the whole batch (2 per
+    pair), so the global pair count is num_seqs / 2.
     """
     num_rows = logp_BT.shape[0]
     if num_rows % 2:
         raise ValueError(f"a DPO batch is chosen rows then rejected rows, got {num_rows} rows")
     valid_BT = mask_BT.bool()
     seq_logp_B = torch.where(valid_BT, logp_BT, 0.0).sum(dim=-1)
-    ref_seq_logp_B = torch.where(valid_BT, ref_logp_BT, 0.0).sum(dim=-1)
+    ref_seq_logp_B = torch.where(valid_BT, old_logp_BT, 0.0).sum(dim=-1)
     k = num_rows // 2
     return dpo_loss(
         seq_logp_B[:k],
         seq_logp_B[k:],
         ref_seq_logp_B[:k],
         ref_seq_logp_B[k:],
-        beta,
+        dpo_beta,
         num_pairs=None if num_seqs is None else num_seqs / 2,
     )

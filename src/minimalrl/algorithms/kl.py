@@ -12,9 +12,7 @@ import torch
 from torch import Tensor
 
 from minimalrl.algorithms._lookup import lookup
-
-# q is clamped to ±20 in k3 before exp, so a wild padded token cannot overflow to inf (NaN grads).
-MAX_LOG_RATIO = 20.0
+from minimalrl.algorithms.losses import MAX_LOG_RATIO
 
 
 def _k1(q_BT: Tensor) -> Tensor:
@@ -26,6 +24,7 @@ def _k2(q_BT: Tensor) -> Tensor:
 
 
 def _k3(q_BT: Tensor) -> Tensor:
+    # q is clamped before exp, as the losses' log-ratios are: no overflow to inf (NaN gradients)
     q_BT = q_BT.clamp(-MAX_LOG_RATIO, MAX_LOG_RATIO)
     return torch.expm1(q_BT) - q_BT  # exp(q) − q − 1 ("low-var KL"), >= 0; expm1 exact near 0
 

@@ -16,43 +16,48 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from minimalrl.algorithms._lookup import lookup
+from minimalrl.algorithms._lookup import call_with, lookup
 
 # Log-ratios are clamped to ±20 before exp (as in verl), so a wild padded or stale token cannot
 # overflow to inf and turn the masked-out gradient into NaN; exp(20) ≈ 5e8, far outside any band.
 MAX_LOG_RATIO = 20.0
 
 
-def _token_mean(
-    values_BT: Tensor, mask_BT: Tensor, num_tokens: float | None, num_seqs: float | None
-) -> Tensor:
+def _token_mean(values_BT: Tensor, mask_BT: Tensor, num_tokens: float | None) -> Tensor:
     count = num_tokens if num_tokens is not None else mask_BT.sum().clamp(min=1)
     return values_BT.sum() / count
 
 
-def _seq_mean(per_seq_B: Tensor, tokens_B: Tensor, num_seqs: float | None) -> Tensor:
+def _sequences(tokens_B: Tensor, num_seqs: float | None) -> Tensor | float:
     # Sequences without a valid token (e.g. filtered-out rows left in the batch) do not count.
-    count = num_seqs if num_seqs is not None else (tokens_B > 0).sum().clamp(min=1)
-    return per_seq_B.sum() / count
+    return num_seqs if num_seqs is not None else (tokens_B > 0).sum().clamp(min=1)
 
 
-def _seq_mean_token_mean(
-    values_BT: Tensor, mask_BT: Tensor, num_tokens: float | None, num_seqs: float | None
-) -> Tensor:
+def _seq_mean_token_mean(values_BT: Tensor, mask_BT: Tensor, num_seqs: float | None) -> Tensor:
     tokens_B = mask_BT.sum(dim=-1)
-    return _seq_mean(values_BT.sum(dim=-1) / tokens_B.clamp(min=1), tokens_B, num_seqs)
+    return (values_BT.sum(dim=-1) / tokens_B.clamp(min=1)).sum() / _sequences(tokens_B, num_seqs)
 
 
-def _seq_mean_token_sum(
-    values_BT: Tensor, mask_BT: Tensor, num_tokens: float | None, num_seqs: float | None
+def _seq_mean_token_sum(values_BT: Tensor, mask_BT: Tensor, num_seqs: float | None) -> Tensor:
+    return values_BT.sum(dim=-1).sum() / _sequences(mask_BT.sum(dim=-1), num_seqs)
+
+
+def _seq_mean_token_sum_norm(
+    values_BT: Tensor, mask_BT: Tensor, num_seqs: float | None, max_len: int | None
 ) -> Tensor:
-    return _seq_mean(values_BT.sum(dim=-1), mask_BT.sum(dim=-1), num_seqs)
+    # Dr. GRPO (arXiv 2503.20783): a constant L instead of each response's own length, so a long
+    # wrong answer is not penalised less per token than a short one.
+    if max_len is None or not max_len > 0:
+        raise ValueError(f"seq_mean_token_sum_norm needs max_len > 0 (L), got {max_len}")
+    sequences = _sequences(mask_BT.sum(dim=-1), num_seqs)
+    return values_BT.sum() / (sequences * max_len)
 
 
 AGGREGATIONS = {
     "token_mean": _token_mean,
     "seq_mean_token_mean": _seq_mean_token_mean,
     "seq_mean_token_sum": _seq_mean_token_sum,
+    "seq_mean_token_sum_norm": _seq_mean_token_sum_norm,
 }
 
 
@@ -63,14 +68,18 @@ def aggregate(
     *,
     num_tokens: float | None = None,
     num_seqs: float | None = None,
+    max_len: int | None = None,
 ) -> Tensor:
     """Reduce per-token values over the valid tokens to a 0-d tensor: the reduction of every loss.
 
     - `token_mean`: Σ valid values / (num_tokens or the number of valid tokens); PAPER.md's default.
     - `seq_mean_token_mean`: Σ per-sequence token means / (num_seqs or the non-empty sequences).
     - `seq_mean_token_sum`: Σ per-sequence token sums / (num_seqs or the non-empty sequences).
-    `num_tokens` is read only by `token_mean` and `num_seqs` only by the sequence modes, so a
-    trainer may always pass both. An unknown `mode` raises `UnknownNameError` (a ValueError).
+    - `seq_mean_token_sum_norm`: Σ valid values / ((num_seqs or the non-empty sequences) · max_len),
+      Dr. GRPO's constant normaliser (L = `max_len`, a trainer passes `max_new_tokens`).
+    Each mode reads only the counts it needs, so a trainer may always pass all three; given for
+    the *whole* batch, the sum of the per-part results is the whole batch's result. An unknown
+    `mode` raises `UnknownNameError` (a ValueError).
     """
     reduce = lookup(AGGREGATIONS, mode, "aggregation mode")
     for name, count in (("num_tokens", num_tokens), ("num_seqs", num_seqs)):
@@ -80,7 +89,13 @@ def aggregate(
         raise ValueError(f"values {tuple(values_BT.shape)} and mask {tuple(mask_BT.shape)} differ")
     valid_BT = mask_BT.bool()
     masked_BT = torch.where(valid_BT, values_BT, 0.0)  # where, not *: NaN/inf on pads cannot leak
-    return reduce(masked_BT, valid_BT.to(masked_BT.dtype), num_tokens, num_seqs)
+    counts = {"num_tokens": num_tokens, "num_seqs": num_seqs, "max_len": max_len}
+    return call_with(reduce, values_BT=masked_BT, mask_BT=valid_BT.to(masked_BT.dtype), **counts)
+
+
+def _counts(num_tokens: float | None, num_seqs: float | None, max_len: int | None) -> dict:
+    """A loss's normalisers, handed on to `aggregate`."""
+    return {"num_tokens": num_tokens, "num_seqs": num_seqs, "max_len": max_len}
 
 
 def masked_mean(values_BT: Tensor, mask_BT: Tensor) -> Tensor:
@@ -136,11 +151,13 @@ def clipped_policy_loss(
     agg: str = "token_mean",
     num_tokens: float | None = None,
     num_seqs: float | None = None,
+    max_len: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """−agg(ℓ_t), ℓ_t = min(s_t·A, clip(s_t, 1−ε_low, 1+ε_high)·A) (PAPER.md, clipped surrogate).
+    """−agg(min(s·A, clip(s)·A)).
 
-    Dual clip (released code, c = 3): for A < 0, ℓ_t = max(ℓ_t, c·A). Metrics: `clip_fraction`
-    (valid tokens where the clipped branch binds, clip(s)·A < s·A, so the gradient is zero),
+    PAPER.md's clipped surrogate: −agg(ℓ_t), ℓ_t = min(s_t·A, clip(s_t, 1−ε_low, 1+ε_high)·A). Dual
+    clip (released code, c = 3): for A < 0, ℓ_t = max(ℓ_t, c·A). Metrics: `clip_fraction` (valid
+    tokens where the clipped branch binds, clip(s)·A < s·A, so the gradient is zero),
     `clip_fraction_pos` / `clip_fraction_neg` (the same among valid tokens with A > 0 / A < 0),
     `clip_fraction_dual` (valid tokens where c·A binds), and `ratio_metrics`.
     """
@@ -155,7 +172,7 @@ def clipped_policy_loss(
         floor_BT = dual_clip * advantages_BT  # c·A: a floor on ℓ_t when A < 0
         dual_binds_BT = (advantages_BT < 0) & (floor_BT > surrogate_BT)
         surrogate_BT = torch.where(dual_binds_BT, floor_BT, surrogate_BT)
-    loss = -aggregate(surrogate_BT, mask_BT, agg, num_tokens=num_tokens, num_seqs=num_seqs)
+    loss = -aggregate(surrogate_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
 
     valid_BT = mask_BT.bool()
     binds_BT = (clipped_BT < unclipped_BT).detach()
@@ -178,14 +195,16 @@ def is_policy_loss(
     agg: str = "token_mean",
     num_tokens: float | None = None,
     num_seqs: float | None = None,
+    max_len: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """−agg(s_t·A): importance sampling without clipping, the `raft++_no_clip` ablation.
+    """−agg(s·A), no clipping.
 
-    PAPER.md: it is worse than plain RAFT; clipping is what makes RAFT++ work.
+    Importance sampling without clipping, the `raft++_no_clip` ablation. PAPER.md: it is worse than
+    plain RAFT; clipping is what makes RAFT++ work.
     """
     log_ratio_BT = _log_ratio(logp_BT, old_logp_BT)
     surrogate_BT = log_ratio_BT.exp() * advantages_BT
-    loss = -aggregate(surrogate_BT, mask_BT, agg, num_tokens=num_tokens, num_seqs=num_seqs)
+    loss = -aggregate(surrogate_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
     return loss, ratio_metrics(log_ratio_BT, mask_BT)
 
 
@@ -196,7 +215,87 @@ def sft_loss(
     *,
     num_tokens: float | None = None,
     num_seqs: float | None = None,
+    max_len: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """−agg(log π_θ(a_t)): RAFT's plain SFT on the kept responses. Metrics: `nll`."""
-    loss = -aggregate(logp_BT, mask_BT, agg, num_tokens=num_tokens, num_seqs=num_seqs)
+    """NLL −agg(log π) (SFT).
+
+    −agg(log π_θ(a_t)): RAFT's plain SFT on the kept responses. Metrics: `nll`."""
+    loss = -aggregate(logp_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
     return loss, {"nll": loss.detach()}
+
+
+def cispo_loss(
+    logp_BT: Tensor,
+    old_logp_BT: Tensor,
+    advantages_BT: Tensor,
+    mask_BT: Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    agg: str = "token_mean",
+    num_tokens: float | None = None,
+    num_seqs: float | None = None,
+    max_len: int | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """−agg(sg(clip(s))·A·log π).
+
+    CISPO (MiniMax-M1, arXiv 2506.13585, eq. 4): the importance weight s = π_θ/π_old, clipped to
+    [1−ε_low, 1+ε_high] and detached, multiplies A·log π_θ; every token keeps its gradient
+    clip(s)·A·∇log π_θ, where the clipped surrogate gives a token outside the band none.
+    Metrics: `clip_fraction` (valid tokens whose weight was clipped) and `ratio_metrics`.
+    """
+    _check_clip(clip_low, clip_high, None)
+    log_ratio_BT = _log_ratio(logp_BT, old_logp_BT)
+    ratio_BT = log_ratio_BT.detach().exp()
+    weight_BT = ratio_BT.clamp(1.0 - clip_low, 1.0 + clip_high)  # sg(clip(s))
+    surrogate_BT = weight_BT * advantages_BT * logp_BT
+    loss = -aggregate(surrogate_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
+    clipped_BT = weight_BT != ratio_BT
+    metrics = {
+        "clip_fraction": _fraction(clipped_BT, mask_BT.bool()),
+        **ratio_metrics(log_ratio_BT, mask_BT),
+    }
+    return loss, metrics
+
+
+def gspo_loss(
+    logp_BT: Tensor,
+    old_logp_BT: Tensor,
+    advantages_BT: Tensor,
+    mask_BT: Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    agg: str = "seq_mean_token_mean",
+    num_tokens: float | None = None,
+    num_seqs: float | None = None,
+    max_len: int | None = None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """−agg(min(s_i·A, clip(s_i)·A)), s_i per response.
+
+    GSPO (arXiv 2507.18071): s_i = exp(mean over response i's valid tokens of log π_θ − log π_old),
+    clipped to [1−ε_low, 1+ε_high] (the paper: 3e-4, 4e-4). Written per token as GSPO-token
+    (its eq. 13): s_i,t = sg(s_i)·π_θ(y_t)/sg(π_θ(y_t)) has the value s_i at every token and the
+    gradient s_i·∇log π_θ(y_t); under `seq_mean_token_mean` (the paper's sequence mean, the
+    `gspo` variant's setting) the loss and its gradient are exactly the sequence-level ones.
+    Metrics: `clip_fraction` (valid tokens of responses whose ratio was clipped), `ratio_metrics`
+    of s_i.
+    """
+    _check_clip(clip_low, clip_high, None)
+    valid_BT = mask_BT.bool()
+    token_log_ratio_BT = torch.where(valid_BT, logp_BT - old_logp_BT, 0.0)
+    tokens_B1 = valid_BT.sum(dim=-1, keepdim=True).clamp(min=1)
+    seq_log_ratio_B1 = (token_log_ratio_BT.sum(dim=-1, keepdim=True) / tokens_B1).clamp(
+        -MAX_LOG_RATIO, MAX_LOG_RATIO
+    )
+    log_ratio_BT = seq_log_ratio_B1.detach() + logp_BT - logp_BT.detach()  # value log s_i
+    ratio_BT = log_ratio_BT.exp()
+    unclipped_BT = ratio_BT * advantages_BT
+    clipped_BT = ratio_BT.clamp(1.0 - clip_low, 1.0 + clip_high) * advantages_BT
+    surrogate_BT = torch.minimum(unclipped_BT, clipped_BT)
+    loss = -aggregate(surrogate_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
+    metrics = {
+        "clip_fraction": _fraction((clipped_BT < unclipped_BT).detach(), valid_BT),
+        **ratio_metrics(log_ratio_BT, mask_BT),
+    }
+    return loss, metrics

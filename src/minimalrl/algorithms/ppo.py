@@ -94,6 +94,7 @@ def clipped_value_loss(
     agg: str = "token_mean",
     num_tokens: float | None = None,
     num_seqs: float | None = None,
+    max_len: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """agg(½·max((V−R)², (clip(V, V_old ± ε_v) − R)²)) (PAPER.md, PPO value loss).
 
@@ -106,7 +107,8 @@ def clipped_value_loss(
     error_BT = (values_BT - returns_BT).square()
     clipped_error_BT = (clipped_BT - returns_BT).square()
     worst_BT = torch.maximum(error_BT, clipped_error_BT)
-    loss = 0.5 * aggregate(worst_BT, mask_BT, agg, num_tokens=num_tokens, num_seqs=num_seqs)
+    counts = {"num_tokens": num_tokens, "num_seqs": num_seqs, "max_len": max_len}
+    loss = 0.5 * aggregate(worst_BT, mask_BT, agg, **counts)
     metrics = {
         "value_clip_fraction": masked_mean((clipped_error_BT > error_BT).float(), mask_BT),
         "value_mean": masked_mean(values_BT, mask_BT),

@@ -1,94 +1,154 @@
 """The algorithms as data (PAPER.md, "The algorithms"): one record each, differing in a few choices.
 
-A trainer needs no algorithm-specific `if`, only branches on the record's fields:
+A record names its functions: which responses it keeps, how rewards become advantages, which loss
+it minimises. A trainer needs no algorithm-specific `if`, only the record:
 
     alg = get_algorithm(name)
-    advantages_PG, keep_PG = group_advantages(alg.advantage, rewards_PG, ...)  # filter + advantage
-    # alg.advantage_source == "critic": token advantages from `gae` on `place_on_last_token`;
-    # otherwise `broadcast_to_tokens`. alg.needs_pairs: rows are chosen then rejected responses.
-    loss, metrics = POLICY_LOSSES[alg.loss](logp_BT, old_logp_BT, advantages_BT, mask_BT, ...)
+    advantages_PG, keep_PG = filter_and_advantages(alg.keep, alg.advantage, rewards_PG, correct_PG)
+    # alg.needs_critic: token advantages from `gae` on `place_on_last_token`, otherwise
+    # `broadcast_to_tokens`; alg.needs_pairs: rows are chosen then rejected responses.
+    loss, metrics = alg.loss(logp_BT, old_logp_BT, advantages_BT, mask_BT, **settings)
+
+Adding a variant is adding a line to `ALGORITHMS`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
 
 from minimalrl.algorithms._lookup import lookup
-from minimalrl.algorithms.advantages import GROUP_RULES
-from minimalrl.algorithms.policy_losses import POLICY_LOSSES
-
-ADVANTAGE_SOURCES = ("group", "critic")
+from minimalrl.algorithms.advantages import (
+    AdvantageFn,
+    KeepFn,
+    batch_whitened,
+    filter_and_advantages,
+    from_critic,
+    keep_all,
+    keep_best_if_correct,
+    keep_correct_and_wrong,
+    keep_correct_fraction_in_band,
+    keep_not_all_correct,
+    keep_not_all_equal,
+    keep_not_all_wrong,
+    leave_one_out,
+    mean_over_batch_std,
+    mean_std_normalised,
+    ones,
+    reward,
+    reward_minus_mean,
+    reward_over_std,
+)
+from minimalrl.algorithms.policy_losses import POLICY_LOSSES, PolicyLossFn
 
 
 @dataclass(frozen=True)
 class Algorithm:
     """One algorithm: which samples it keeps, how rewards become advantages, which loss."""
 
-    name: str
-    """Registry key, as in PAPER.md's tables."""
-    advantage: str
-    """Key of `GROUP_RULES`: the keep filter and group advantage for the (P, G) reward table."""
-    loss: str
-    """Key of `POLICY_LOSSES`: "clipped", "is_no_clip", "sft" or "dpo"."""
-    advantage_source: str = "group"
-    """Either "group" (every token of a response gets its group advantage) or "critic" (GAE from
-    a learned critic, with the response's reward on its last token)."""
-    needs_critic: bool = False
-    """A value model is trained alongside the policy; true exactly for source "critic"."""
+    keep: KeepFn
+    """Keep filter: reads the verdicts `correct_PG` (or `rewards_PG`), returns `keep_PG`."""
+    advantage: AdvantageFn
+    """Group advantage (rewards_PG, *, eps) -> advantages_PG; `from_critic` marks GAE from a
+    learned critic, with the response's reward on its last token."""
+    loss: PolicyLossFn
+    """An entry of `POLICY_LOSSES`: (logp_BT, old_logp_BT, advantages_BT, mask_BT, **settings)."""
+    min_group_size: int = 1
+    """Smallest n (responses per prompt) with which the algorithm is meaningful."""
     needs_reference: bool = False
     """The loss needs reference log-probs (DPO). A KL penalty, when enabled, needs one for any
     algorithm: that is a trainer setting, not a property of the algorithm."""
     needs_pairs: bool = False
     """The batch is (chosen, rejected) response pairs rather than single responses."""
-    min_group_size: int = 1
-    """Smallest n (responses per prompt) with which the algorithm is meaningful."""
+    presets: dict[str, object] = field(default_factory=dict)
+    """Config settings a named variant comes with (DAPO's clip_high 0.28...): `TrainConfig`
+    takes them for the fields a config leaves at their defaults."""
     description: str = ""
     """One line for humans."""
 
     def __post_init__(self) -> None:
-        lookup(GROUP_RULES, self.advantage, f"group advantage of {self.name!r}")
-        lookup(POLICY_LOSSES, self.loss, f"policy loss of {self.name!r}")
-        if self.advantage_source not in ADVANTAGE_SOURCES:
-            raise ValueError(f"{self.name!r}: advantage_source must be in {ADVANTAGE_SOURCES}")
-        if self.needs_critic != (self.advantage_source == "critic"):
-            raise ValueError(f"{self.name!r}: needs_critic iff advantage_source == 'critic'")
+        if self.loss not in POLICY_LOSSES.values():
+            raise ValueError(f"{self.description!r}: loss must be an entry of POLICY_LOSSES")
         if self.min_group_size < 1:
-            raise ValueError(f"{self.name!r}: min_group_size must be >= 1")
+            raise ValueError(f"{self.description!r}: min_group_size must be >= 1")
+
+    @property
+    def needs_critic(self) -> bool:
+        """A value model is trained alongside the policy (its advantages come from GAE)."""
+        return self.advantage is from_critic
+
+    @property
+    def reads_advantages(self) -> bool:
+        """Whether the loss weighs tokens by their advantage (not SFT, not DPO)."""
+        return "advantages_BT" in self.loss.reads  # type: ignore[attr-defined]
 
 
-def _registry(*algorithms: Algorithm) -> dict[str, Algorithm]:
-    return {algorithm.name: algorithm for algorithm in algorithms}
-
+A = Algorithm
+clipped, no_clip, sft, dpo, cispo, gspo = (
+    POLICY_LOSSES[k] for k in ("clipped", "is_no_clip", "sft", "dpo", "cispo", "gspo")
+)
+ZERO = {"filtered": "zero"}  # filtered-out responses stay in the batch with advantage 0
 
 # fmt: off
-ALGORITHMS: dict[str, Algorithm] = _registry(
-    Algorithm("raft", "raft", "sft",
-              description="Rejection sampling: SFT on every correct response"),
-    Algorithm("raft++", "raft++", "clipped",
-              description="RAFT with importance sampling and clipping (A = 1 on kept responses)"),
-    Algorithm("raft++_no_clip", "raft++_no_clip", "is_no_clip",
-              description="Ablation: RAFT++ without clipping (worse than RAFT in the paper)"),
-    Algorithm("reinforce", "reinforce", "clipped",
-              description="Reinforce with the raw reward as advantage, clipped ratio"),
-    Algorithm("reinforce_rej", "reinforce_rej", "clipped", min_group_size=2,
-              description="Reinforce on the prompts whose rewards are not all equal"),
-    Algorithm("reinforce_rej_std", "reinforce_rej_std", "clipped", min_group_size=2,
-              description="Reinforce-Rej with the reward divided by the group std"),
-    Algorithm("reinforce_drop_all_wrong", "reinforce_drop_all_wrong", "clipped",
-              description="Ablation: Reinforce without the all-wrong prompts"),
-    Algorithm("reinforce_drop_all_correct", "reinforce_drop_all_correct", "clipped",
-              description="Ablation: Reinforce without the all-correct prompts"),
-    Algorithm("reinforce_mean", "reinforce_mean", "clipped", min_group_size=2,
-              description="Ablation: Reinforce with the group mean as baseline"),
-    Algorithm("reinforce_band", "reinforce_band", "clipped", min_group_size=2,
-              description="Reinforce on prompts whose fraction correct lies in a band [lo, hi]"),
-    Algorithm("grpo", "grpo", "clipped", min_group_size=2,
-              description="GRPO: reward normalised by the group mean and std"),
-    Algorithm("ppo", "ppo", "clipped", advantage_source="critic", needs_critic=True,
-              description="PPO: GAE advantages from a learned critic, reward on the last token"),
-    Algorithm("iterative_dpo", "iterative_dpo", "dpo", needs_reference=True, needs_pairs=True,
-              min_group_size=2, description="Iterative DPO on a (correct, wrong) pair per prompt"),
-)
+ALGORITHMS: dict[str, Algorithm] = {
+    # name: A(keep filter, advantage, loss, ...) and one line for humans
+    "raft": A(keep_best_if_correct, ones, sft,
+        description="Rejection sampling: SFT on every correct response"),
+    "raft++": A(keep_best_if_correct, ones, clipped,
+        description="RAFT with importance sampling and clipping (A = 1 on kept responses)"),
+    "raft++_no_clip": A(keep_best_if_correct, ones, no_clip,
+        description="Ablation: RAFT++ without clipping (worse than RAFT in the paper)"),
+    "reinforce": A(keep_all, reward, clipped,
+        description="Reinforce with the raw reward as advantage, clipped ratio"),
+    "reinforce_rej": A(keep_not_all_equal, reward, clipped, min_group_size=2,
+        description="Reinforce on the prompts whose rewards are not all equal"),
+    "reinforce_rej_std": A(keep_not_all_equal, reward_over_std, clipped, min_group_size=2,
+        description="Reinforce-Rej with the reward divided by the group std"),
+    "reinforce_drop_all_wrong": A(keep_not_all_wrong, reward, clipped,
+        description="Ablation: Reinforce without the all-wrong prompts"),
+    "reinforce_drop_all_correct": A(keep_not_all_correct, reward, clipped,
+        description="Ablation: Reinforce without the all-correct prompts"),
+    "reinforce_mean": A(keep_all, reward_minus_mean, clipped, min_group_size=2,
+        description="Ablation: Reinforce with the group mean as baseline"),
+    "reinforce_band": A(keep_correct_fraction_in_band, reward, clipped, min_group_size=2,
+        description="Reinforce on prompts whose fraction correct is in [lo, hi]"),
+    "grpo": A(keep_all, mean_std_normalised, clipped, min_group_size=2,
+        description="GRPO: reward normalised by the group mean and std"),
+    "ppo": A(keep_all, from_critic, clipped,
+        description="PPO: GAE advantages from a learned critic, reward on the last token"),
+    "iterative_dpo": A(keep_correct_and_wrong, reward, dpo, min_group_size=2,
+        needs_reference=True, needs_pairs=True,
+        description="Iterative DPO on a (correct, wrong) pair per prompt"),
+    # The released code's zeroing: rejected prompts count in the denominator and the step count.
+    "reinforce_rej_zero": A(keep_not_all_equal, reward, clipped, min_group_size=2, presets=ZERO,
+        description="Reinforce-Rej, rejected prompts kept with advantage 0"),
+    "reinforce_rej_std_zero": A(keep_not_all_equal, reward_over_std, clipped, min_group_size=2,
+        presets=ZERO, description="Reinforce-Rej-std, rejected prompts kept with advantage 0"),
+    "reinforce_drop_all_wrong_zero": A(keep_not_all_wrong, reward, clipped, presets=ZERO,
+        description="Reinforce, all-wrong prompts kept with advantage 0"),
+    "reinforce_drop_all_correct_zero": A(keep_not_all_correct, reward, clipped, presets=ZERO,
+        description="Reinforce, all-correct prompts kept with advantage 0"),
+    # Variants of the peers (README "Algorithm axes" has the sources).
+    "rloo": A(keep_all, leave_one_out, clipped, min_group_size=2,
+        description="RLOO: the other responses' mean as baseline (arXiv 2402.14740)"),
+    "dr_grpo": A(keep_all, reward_minus_mean, clipped, min_group_size=2,
+        presets={"loss_agg": "seq_mean_token_sum_norm"},
+        description="Dr. GRPO: no std, constant normaliser L (arXiv 2503.20783)"),
+    "lite_ppo": A(keep_all, mean_over_batch_std, clipped, min_group_size=2,
+        description="Lite PPO: group mean, batch std, token mean (arXiv 2508.08221)"),
+    "reinforce_pp": A(keep_all, batch_whitened, clipped,
+        description="REINFORCE++: rewards whitened over the batch (arXiv 2501.03262)"),
+    "dapo": A(keep_not_all_equal, mean_std_normalised, clipped, min_group_size=2,
+        presets={"clip_high": 0.28, "dynamic_sampling": True},
+        description="DAPO: clip-higher, token mean, dynamic sampling (arXiv 2503.14476)"),
+    "gspo": A(keep_all, mean_std_normalised, gspo, min_group_size=2,
+        presets={"clip_low": 3e-4, "clip_high": 4e-4, "loss_agg": "seq_mean_token_mean"},
+        description="GSPO: one clipped ratio per sequence (arXiv 2507.18071)"),
+    "cispo": A(keep_all, mean_std_normalised, cispo, min_group_size=2,
+        description="CISPO: clipped detached IS weight on A·log π (arXiv 2506.13585)"),
+}
 # fmt: on
 
 
@@ -97,12 +157,30 @@ def get_algorithm(name: str) -> Algorithm:
     return lookup(ALGORITHMS, name, "algorithm")
 
 
-_LOSS_SUMMARY = {
-    "clipped": "−agg(min(s·A, clip(s)·A))",
-    "is_no_clip": "−agg(s·A), no clipping",
-    "sft": "NLL −agg(log π) (SFT)",
-    "dpo": "DPO −log σ(β·margin)",
-}
+def group_advantages(
+    name: str,
+    rewards_PG: Tensor,
+    *,
+    correct_PG: Tensor | None = None,
+    correct_reward: float = 1.0,
+    eps: float = 1e-6,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Algorithm `name`'s filter and advantage on outcome rewards (P, G): (advantages_PG, keep_PG).
+
+    `keep_PG` is bool; a filtered-out response has advantage 0. `correct_PG` holds the verdicts;
+    left out, a response counts as correct when its reward is >= `correct_reward` (binary
+    rewards). `lo`/`hi` are read only by `reinforce_band`, `eps` only by the std-normalised
+    rules. An unknown `name` raises `UnknownNameError` (a ValueError) listing the valid names.
+    """
+    alg = get_algorithm(name)
+    rewards_PG = torch.as_tensor(rewards_PG)
+    if correct_PG is None:
+        correct_PG = rewards_PG >= correct_reward
+    return filter_and_advantages(
+        alg.keep, alg.advantage, rewards_PG, correct_PG, eps=eps, lo=lo, hi=hi
+    )
 
 
 def _summary(fn: object) -> str:
@@ -110,29 +188,28 @@ def _summary(fn: object) -> str:
     return (getattr(fn, "__doc__", None) or "").strip().splitlines()[0].rstrip(".")
 
 
-def _row(algorithm: Algorithm) -> list[str]:
-    rule = GROUP_RULES[algorithm.advantage]
-    if algorithm.advantage_source == "critic":
-        advantage = "GAE(γ, λ) from the critic"
-    elif algorithm.loss in ("sft", "dpo"):
-        advantage = "— (unused)"
-    else:
-        advantage = _summary(rule.advantage)
+def _row(name: str, algorithm: Algorithm) -> list[str]:
+    advantage = _summary(algorithm.advantage) if algorithm.reads_advantages else "— (unused)"
     flags = (
         ("critic", algorithm.needs_critic),
         ("ref", algorithm.needs_reference),
         ("pairs", algorithm.needs_pairs),
     )
     needs = ", ".join(flag for flag, needed in flags if needed) or "—"
-    loss = _LOSS_SUMMARY.get(algorithm.loss, algorithm.loss)
-    kept = _summary(rule.keep)
-    return [algorithm.name, kept, advantage, loss, needs, str(algorithm.min_group_size)]
+    kept = _summary(algorithm.keep)
+    loss = _summary(algorithm.loss)
+    presets = ", ".join(f"{k}={_setting(v)}" for k, v in algorithm.presets.items()) or "—"
+    return [name, kept, advantage, loss, needs, str(algorithm.min_group_size), presets]
+
+
+def _setting(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def describe_registry() -> str:
     """A Markdown table of every registered algorithm, in the shape of PAPER.md's table."""
-    header = ["name", "samples kept", "advantage", "loss", "critic/ref", "min n"]
-    rows = [header] + [_row(algorithm) for algorithm in ALGORITHMS.values()]
+    header = ["name", "samples kept", "advantage", "loss", "critic/ref", "min n", "settings"]
+    rows = [header] + [_row(name, algorithm) for name, algorithm in ALGORITHMS.items()]
     widths = [max(len(row[col]) for row in rows) for col in range(len(header))]
 
     def line(cells: list[str]) -> str:

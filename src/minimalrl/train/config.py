@@ -16,6 +16,11 @@ from pathlib import Path
 
 import yaml
 
+from minimalrl.algorithms.losses import AGGREGATIONS
+
+if typing.TYPE_CHECKING:
+    from minimalrl.algorithms import Algorithm
+
 
 class ConfigError(ValueError):
     """A configuration that cannot run: unknown key, wrong type, value out of range."""
@@ -57,6 +62,10 @@ class TrainConfig:
     """Nucleus sampling mass."""
 
     # --- reward
+    reward: str = "math"
+    """The reward function, (responses, problems) -> (rewards, correct): "math" (the math
+    verifier, below) or your own as `package.module:function` (README "Reward"). It may take any
+    of correct_reward, wrong_reward and fallback_last_number by keyword."""
     correct_reward: float = 1.0
     """Reward of a right answer."""
     wrong_reward: float = -1.0
@@ -93,7 +102,10 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Max gradient norm (0 = off)."""
     loss_agg: str = "token_mean"
-    """Loss aggregation: "token_mean", "seq_mean_token_mean" or "seq_mean_token_sum"."""
+    """Loss aggregation: "token_mean", "seq_mean_token_mean", "seq_mean_token_sum" or
+    "seq_mean_token_sum_norm" (Dr. GRPO: token sums / (sequences × L))."""
+    loss_agg_max_len: int = 0
+    """L of "seq_mean_token_sum_norm" (0 = max_new_tokens, Dr. GRPO's choice)."""
     clip_low: float = 0.2
     """ε_low of the clipped ratio (0.2, the paper and its code)."""
     clip_high: float = 0.2
@@ -116,6 +128,27 @@ class TrainConfig:
     [0.2, 0.8] keeps prompts of middling difficulty: with 4 samples the mixed groups, as
     Reinforce-Rej; with 8 it also drops groups of 1 or 7 correct. A band that keeps every
     prompt (band_lo <= 0 and band_hi >= 1) is refused: that is plain `reinforce`."""
+
+    # --- algorithm axes: each replaces one choice of the algorithm's record (None = keep it)
+    advantage_baseline: str | None = None
+    """Advantage baseline: "none", "group_mean", "leave_one_out" (RLOO: mean of the other
+    responses) or "batch_mean"; None = the algorithm's own."""
+    advantage_scale: str | None = None
+    """Advantage scale: "none", "group_std" (GRPO) or "batch_std" (unbiased std of the batch's
+    rewards); None = the algorithm's own."""
+    policy_loss: str | None = None
+    """The loss: "clipped", "is_no_clip", "cispo" or "gspo"; None = the algorithm's own."""
+    filtered: str = "drop"
+    """Responses the algorithm's filter rejects: "drop" them (PAPER.md) or "zero": keep them with
+    advantage 0 (the paper's released code), so they count in the loss's denominator and the
+    number of optimizer steps does not depend on how many prompts were filtered."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: sample more prompts until the batch holds prompts_per_iteration
+    prompts the filter keeps (at most dynamic_sampling_rounds rounds; the metrics say how many
+    were sampled). Needs an algorithm whose filter rejects some prompts."""
+    dynamic_sampling_rounds: int = 3
+    """Most sampling rounds of an iteration under dynamic sampling (the first included); a batch
+    still short after them trains on what it has."""
 
     # --- PPO
     critic_lr: float = 2e-5
@@ -196,14 +229,17 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the field of any value out of range."""
         from minimalrl.algorithms import get_algorithm
+        from minimalrl.reward import RewardError, load_reward_fn
         from minimalrl.rollout import BACKENDS
 
         try:
-            alg = get_algorithm(self.algo)
+            get_algorithm(self.algo)  # an unknown name: refused here, by name
         except (KeyError, ValueError) as err:
             raise ConfigError(f"algo: {err}") from None
         _check_numbers(self)
         self._check_bound(_AT_LEAST_ONE, 1, ">=")
+        _check_axes(self)
+        alg = self.algorithm()  # with the axes set in this config
         if self.samples_per_prompt < alg.min_group_size:
             raise ConfigError(
                 f"samples_per_prompt = {self.samples_per_prompt}: {self.algo} compares responses "
@@ -218,6 +254,10 @@ class TrainConfig:
         for name, allowed in {**_CHOICES, "rollout_backend": tuple(BACKENDS)}.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        try:
+            load_reward_fn(self.reward)  # a path that does not import stops the run here
+        except RewardError as err:
+            raise ConfigError(str(err)) from None
 
     def _check_bound(self, names: tuple[str, ...], bound: float, op: str) -> None:
         for name in names:
@@ -257,6 +297,20 @@ class TrainConfig:
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
 
+    def algorithm(self) -> Algorithm:
+        """The algorithm this config trains: its registry record, with the axes set here."""
+        from minimalrl.algorithms import get_algorithm, with_axes
+
+        alg = get_algorithm(self.algo)
+        axes = (self.advantage_baseline, self.advantage_scale, self.policy_loss)
+        return with_axes(alg, baseline=axes[0], scale=axes[1], loss=axes[2])
+
+    def effective(self) -> TrainConfig:
+        """The config that runs: the algorithm's presets (`minimalrl algorithms`, column
+        "settings") fill the fields this config leaves at their defaults; a value set here wins."""
+        presets = _preset_changes(self)
+        return self.replace(**presets) if presets else self
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -277,13 +331,31 @@ _NON_NEGATIVE = (
 _CHOICES = {
     "lr_schedule": ("constant", "linear", "cosine"),
     "critic_lr_schedule": ("constant", "linear", "cosine"),
-    "loss_agg": ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum"),
+    "loss_agg": tuple(AGGREGATIONS),
+    "filtered": ("drop", "zero"),
     "kl_estimator": ("k1", "k2", "k3"),
     "dpo_reference": ("iteration", "initial"),
     "device": ("cpu", "cuda", "auto"),
     "precision": ("fp32", "bf16"),
     "rollout_precision": ("fp32", "bf16"),
 }
+
+
+def _preset_changes(cfg: TrainConfig) -> dict[str, object]:
+    from minimalrl.algorithms import get_algorithm, preset_changes
+
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    return preset_changes(get_algorithm(cfg.algo), dataclasses.asdict(cfg), defaults)
+
+
+def _check_axes(cfg: TrainConfig) -> None:
+    """The axes' values, and the combinations that make no sense, refused by name."""
+    from minimalrl.algorithms import check_axes, get_algorithm
+
+    try:
+        check_axes(cfg.algo, get_algorithm(cfg.algo), {**cfg.to_dict(), **_preset_changes(cfg)})
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_numbers(cfg: TrainConfig) -> None:

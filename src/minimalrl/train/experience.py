@@ -1,12 +1,14 @@
 """From a rollout to training experience: rewards, the kept set, per-token advantages, units.
 
-Every choice here is read off the algorithm's registry record (`advantage`, `advantage_source`,
-`needs_pairs`); the math is the registry's pure functions.
+The rewards and verdicts come from the reward function; every choice here is read off the
+algorithm's registry record (`keep`, `advantage`, `needs_critic`, `needs_pairs`); the math is the
+registry's pure functions.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -14,8 +16,9 @@ import torch
 from minimalrl.algorithms import (
     Algorithm,
     broadcast_to_tokens,
+    dynamic_sampling_take,
+    filter_and_advantages,
     gae,
-    group_advantages,
     kl_penalty,
     make_preference_pairs,
     masked_mean,
@@ -23,6 +26,7 @@ from minimalrl.algorithms import (
     place_on_last_token,
     whiten,
 )
+from minimalrl.policy.logprobs import TokenBatch
 from minimalrl.rollout import Rollout
 from minimalrl.scale.distributed import (
     SINGLE_PROCESS,
@@ -30,6 +34,9 @@ from minimalrl.scale.distributed import (
     gather_objects,
     sum_tensor_across,
 )
+
+Sampled = tuple[Rollout, torch.Tensor, torch.Tensor]
+"""A rollout with its rewards (B,) and verdicts (B,)."""
 
 
 @dataclass
@@ -44,9 +51,9 @@ class Experience:
     """Per-token advantages (0 on pads and on filtered-out responses)."""
     units: list[list[int]]
     """Training units: rows updated together (one response, or a (chosen, rejected) pair)."""
-    loss_ref: str = "sampling"
-    """What the loss compares against: "sampling" = π_old (ratio losses, DPO's per-iteration
-    reference), "initial" = the initial model (DPO with dpo_reference=initial)."""
+    loss_ref: str = "iteration"
+    """What the loss compares against, named as `dpo_reference`: "iteration" = π_old, the policy at
+    the start of the iteration (ratio losses, DPO's default), "initial" = the initial model."""
     returns_BR: torch.Tensor | None = None
     old_values_BR: torch.Tensor | None = None
     ref_logp_BR: torch.Tensor | None = None
@@ -61,11 +68,10 @@ class Experience:
 def build_experience(
     alg: Algorithm,
     ro: Rollout,
+    rewards_B: torch.Tensor,
     correct_B: torch.Tensor,
     *,
     group_size: int,
-    correct_reward: float,
-    wrong_reward: float,
     band: tuple[float, float],
     ref_logp_BR: torch.Tensor | None,  # the initial model's and the critic's scores of `ro`
     values_BR: torch.Tensor | None,
@@ -74,22 +80,25 @@ def build_experience(
     pair_rng: torch.Generator,
     pair_reference: str,
     ctx: DistContext = SINGLE_PROCESS,
+    filtered: str = "drop",
 ) -> Experience:
-    """Rewards -> filter + advantages (group or critic) -> the units the update iterates over."""
+    """Rewards and verdicts (B,) -> filter + advantages (group or critic) -> the units the update
+    iterates over: the kept responses, or with `filtered="zero"` all of them (the rejected ones
+    with advantage 0)."""
     mask_BR = ro.response_mask_BR
     correct_PG = correct_B.view(-1, group_size)
-    rewards_PG = torch.where(correct_PG, correct_reward, wrong_reward).float()
-    adv_PG, keep_PG = group_advantages(
-        alg.advantage,
+    rewards_PG = rewards_B.view(-1, group_size)
+    adv_PG, keep_PG = _across_ranks(
+        lambda r_PG, c_PG: filter_and_advantages(
+            alg.keep, alg.advantage, r_PG, c_PG, lo=band[0], hi=band[1]
+        ),
         rewards_PG,
-        correct_reward=correct_reward,
-        wrong_reward=wrong_reward,
-        lo=band[0],
-        hi=band[1],
+        correct_PG,
+        ctx,
     )
     keep_B = keep_PG.reshape(-1)
     exp_kwargs: dict = {}
-    if alg.advantage_source == "critic":
+    if alg.needs_critic:
         assert values_BR is not None, "an algorithm with a critic needs its values"
         token_rewards_BR = place_on_last_token(rewards_PG.reshape(-1), mask_BR)
         adv_BR, returns_BR = gae(token_rewards_BR, values_BR, mask_BR, gamma, lam)
@@ -100,12 +109,13 @@ def build_experience(
     else:
         adv_BR = broadcast_to_tokens(adv_PG.reshape(-1), mask_BR)
     if alg.needs_pairs:
-        pairs = make_preference_pairs(rewards_PG, pair_rng, correct_reward=correct_reward)
+        pairs = make_preference_pairs(correct_PG, pair_rng)
         chosen_K, rejected_K = pair_indices(pairs, group_size)
         units = [[int(c), int(r)] for c, r in zip(chosen_K, rejected_K)]
     else:
-        units = [[int(b)] for b in keep_B.nonzero().squeeze(1)]
-    loss_ref = "initial" if alg.needs_pairs and pair_reference == "initial" else "sampling"
+        trained_B = keep_B if filtered == "drop" else torch.ones_like(keep_B)
+        units = [[int(b)] for b in trained_B.nonzero().squeeze(1)]
+    loss_ref = "initial" if alg.needs_pairs and pair_reference == "initial" else "iteration"
     if loss_ref == "initial" and ref_logp_BR is None:
         raise ValueError("DPO against the initial model needs its log-probs (ref_logp_BR)")
     return Experience(
@@ -121,6 +131,82 @@ def build_experience(
     )
 
 
+def _across_ranks(rule, rewards_PG: torch.Tensor, correct_PG: torch.Tensor, ctx: DistContext):
+    """`rule` on the whole batch's (P, G) tables, this rank's rows of its results: a batch rule
+    (batch std, batch mean) sees every rank's rewards, as one process with the whole batch."""
+    if not ctx.active:
+        return rule(rewards_PG, correct_PG)
+    parts = gather_objects((rewards_PG, correct_PG), ctx)
+    start = sum(r.shape[0] for r, _ in parts[: ctx.rank])
+    rows = slice(start, start + rewards_PG.shape[0])
+    adv_PG, keep_PG = rule(torch.cat([r for r, _ in parts]), torch.cat([c for _, c in parts]))
+    return adv_PG[rows], keep_PG[rows]
+
+
+def sample_until_full(
+    sample: Callable[[int], Sampled],
+    alg: Algorithm,
+    *,
+    group_size: int,
+    target: int,
+    rounds: int,
+    band: tuple[float, float],
+    pad_id: int,
+) -> tuple[Sampled, dict[str, float]]:
+    """DAPO's dynamic sampling (arXiv 2503.14476): `sample(round)` rolls out and rewards fresh
+    prompts until the filter has kept `target` of them or `rounds` rounds ran. Returns the kept
+    groups (the first `target`) joined into one rollout, and the metrics `prompts_sampled`,
+    `sampling_rounds` and `prompts_missing` (> 0: the batch could not be filled)."""
+    parts: list[tuple[TokenBatch, torch.Tensor, torch.Tensor]] = []
+    missing, sampled, rounds_run = target, 0, 0
+    while missing > 0 and rounds_run < rounds:
+        ro, rewards_B, correct_B = sample(rounds_run)
+        rounds_run += 1
+        _, keep_PG = filter_and_advantages(
+            alg.keep,
+            alg.advantage,
+            rewards_B.view(-1, group_size),
+            correct_B.view(-1, group_size),
+            lo=band[0],
+            hi=band[1],
+        )
+        sampled += keep_PG.shape[0]
+        take_P, missing = dynamic_sampling_take(keep_PG, missing)
+        rows = take_P.repeat_interleave(group_size).nonzero().squeeze(1)
+        if len(rows):
+            parts.append((ro.select(rows), rewards_B[rows], correct_B[rows]))
+    metrics = {
+        "prompts_sampled": float(sampled),
+        "sampling_rounds": float(rounds_run),
+        "prompts_missing": float(missing),
+    }
+    if not parts:  # nothing kept at all: train on nothing, measure the last round
+        return (ro, rewards_B, correct_B), metrics
+    joined = _join([p[0] for p in parts], pad_id)
+    return (joined, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])), metrics
+
+
+def _join(batches: list[TokenBatch], pad_id: int) -> Rollout:
+    """One rollout of several token batches (prompts left-padded, responses right-padded)."""
+    width_p = max(b.prompt_ids_UP.shape[1] for b in batches)
+    width_r = max(b.response_ids_BR.shape[1] for b in batches)
+
+    def padded(t: torch.Tensor, width: int, value: object, left: bool) -> torch.Tensor:
+        pad = t.new_full((t.shape[0], width - t.shape[1]), value)
+        return torch.cat([pad, t] if left else [t, pad], dim=1)
+
+    offsets = [0]
+    for b in batches[:-1]:
+        offsets.append(offsets[-1] + b.prompt_ids_UP.shape[0])
+    return Rollout(
+        torch.cat([padded(b.prompt_ids_UP, width_p, pad_id, True) for b in batches]),
+        torch.cat([padded(b.prompt_mask_UP, width_p, 0, True) for b in batches]),
+        torch.cat([b.prompt_index_B + o for b, o in zip(batches, offsets)]),
+        torch.cat([padded(b.response_ids_BR, width_r, pad_id, False) for b in batches]),
+        torch.cat([padded(b.response_mask_BR, width_r, 0, False) for b in batches]),
+    )
+
+
 def rollout_metrics(
     exp: Experience, old_logp_BR: torch.Tensor | None, entropy_BR: torch.Tensor | None
 ) -> dict[str, float]:
@@ -130,7 +216,8 @@ def rollout_metrics(
     P = exp.rewards_PG.shape[0]
     all_correct = exp.correct_PG.all(-1)
     all_wrong = ~exp.correct_PG.any(-1)
-    kept_rows = exp.trained_rows
+    keep_B = exp.keep_PG.reshape(-1)
+    kept_rows = [b for b in exp.trained_rows if keep_B[b]]
     metrics = {
         "reward_mean": float(exp.rewards_PG.mean()),
         "accuracy": float(exp.correct_PG.float().mean()),

@@ -11,6 +11,7 @@ run repeats an uninterrupted one exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -23,25 +24,26 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from minimalrl.algorithms import get_algorithm
 from minimalrl.data import build_prompts, load_problems
 from minimalrl.eval.evaluate import EvalSettings, evaluate
 from minimalrl.eval.metrics import MetricsWriter
 from minimalrl.output import prepare_output
 from minimalrl.policy import Policy, prepare_device
-from minimalrl.reward import verify_batch
-from minimalrl.rollout import Rollout, SamplingParams, derive_seed
+from minimalrl.reward import REWARD_SETTINGS, Reward
+from minimalrl.rollout import SamplingParams, derive_seed
 from minimalrl.scale.distributed import any_across, init_distributed, shard, sum_across
 from minimalrl.train.checkpoint import check_config, resume_point
 from minimalrl.train.config import ConfigError, TrainConfig
 from minimalrl.train.experience import (
+    Sampled,
     build_experience,
     reduce_metrics,
     rollout_metrics,
+    sample_until_full,
 )
 
 # What each derived seed is for: derive_seed(cfg.seed, epoch or iteration, purpose).
-DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES = 1, 2, 3, 4
+DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES, MORE_PROMPTS = 1, 2, 3, 4, 5
 
 
 class Trainer:
@@ -59,6 +61,7 @@ class Trainer:
         force: bool = False,
         progress: bool = True,
     ):
+        cfg = cfg.effective()  # a named variant's settings (dapo's clip_high...) filled in
         self.cfg, self.output = cfg, Path(output)
         if resume not in (False, True, "auto"):
             raise ValueError(f"resume must be False, True or 'auto', got {resume!r}")
@@ -68,7 +71,8 @@ class Trainer:
         self.ctx, device = init_distributed(prepare_device(cfg))
         self.progress = progress and self.ctx.is_main
         self._start_process()
-        self.policy = Policy(cfg, get_algorithm(cfg.algo), device, self.ctx)
+        self.reward = Reward.load(cfg.reward, **{k: getattr(cfg, k) for k in REWARD_SETTINGS})
+        self.policy = Policy(cfg, cfg.algorithm(), device, self.ctx)
         self._tokenize_prompts()
         self.start_iteration = 0
         if self._checkpoint is not None:
@@ -101,6 +105,8 @@ class Trainer:
     def _start_process(self) -> None:
         """The output folder, threads and global seeds of this process."""
         cfg = self.cfg
+        if cfg.dynamic_sampling and self.ctx.active:  # each rank would sample its own rounds
+            raise ConfigError("dynamic_sampling: one process only for now (not with torchrun)")
         if cfg.prompts_per_iteration % self.ctx.world_size:
             raise ConfigError(
                 f"prompts_per_iteration = {cfg.prompts_per_iteration} must split evenly over "
@@ -153,11 +159,10 @@ class Trainer:
         """The paper's loop: prompts -> generate -> reward -> score -> experience -> train."""
         start = time.perf_counter()
         idx = shard(self.prompt_indices(it), self.ctx)  # this rank's prompts, whole groups
-        ro = self.policy.generate([self.prompt_ids[i] for i in idx], self._sampling(it), idx)
-        correct_B = self._reward(ro, idx)
+        (ro, rewards_B, correct_B), sampling = self._generate_and_reward(it, idx)
         scores = self.policy.score(ro)  # the reference's log-probs, the critic's values
         exp = build_experience(
-            self.policy.alg, ro, correct_B, **self._experience_settings(it),
+            self.policy.alg, ro, rewards_B, correct_B, **self._experience_settings(it),
             ref_logp_BR=scores.ref_logp_BR, values_BR=scores.values_BR, ctx=self.ctx,
         )  # fmt: skip
         lrs = self.policy.learning_rates()  # of this iteration's steps
@@ -181,6 +186,7 @@ class Trainer:
             "update_seconds": seconds - rollout_seconds,
             "tokens_per_second": generated / seconds,
             "skipped_update": not upd,
+            **sampling,
             **{f"update/{k}": v for k, v in upd.items()},
         }
 
@@ -194,23 +200,47 @@ class Trainer:
             seed=derive_seed(cfg.seed, it, SAMPLING),
         )
 
-    def _reward(self, ro: Rollout, idx: list[int]) -> torch.Tensor:
-        """Whether each response (B,) answers its problem (the verifier, by the config's rule)."""
-        cfg = self.cfg
-        texts = self.policy.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
-        golds = [self.problems[i].answer for i in idx for _ in range(cfg.samples_per_prompt)]
-        return torch.tensor(
-            verify_batch(texts, golds, fallback_last_number=cfg.fallback_last_number)
+    def _generate_and_reward(self, it: int, idx: list[int]) -> tuple[Sampled, dict[str, float]]:
+        """This rank's responses to its prompts `idx`, their rewards and verdicts; with DAPO's
+        dynamic sampling, fresh prompts until the filter keeps enough (and how many it took)."""
+        if not self.cfg.dynamic_sampling:
+            return self._rollout(idx, self._sampling(it)), {}
+        return sample_until_full(
+            lambda r: self._rollout(self._more_prompts(it, r) if r else idx, self._sampling(it), r),
+            self.policy.alg,
+            group_size=self.cfg.samples_per_prompt,
+            target=len(idx),
+            rounds=self.cfg.dynamic_sampling_rounds,
+            band=(self.cfg.band_lo, self.cfg.band_hi),
+            pad_id=self.policy.tokenizer.pad_token_id,
         )
+
+    def _rollout(self, idx: list[int], params: SamplingParams, round_: int = 0) -> Sampled:
+        """Responses to the prompts `idx` (round > 0 of dynamic sampling: fresh seeds), their
+        rewards and verdicts (the configured reward function)."""
+        if round_:
+            params = dataclasses.replace(
+                params, seed=derive_seed(self.cfg.seed, params.seed, round_)
+            )
+        ro = self.policy.generate([self.prompt_ids[i] for i in idx], params, idx)
+        texts = self.policy.tokenizer.batch_decode(ro.response_ids_BR, skip_special_tokens=True)
+        problems = [self.problems[i] for i in idx for _ in range(params.n)]
+        return (ro, *self.reward(texts, problems))
+
+    def _more_prompts(self, it: int, round_: int) -> list[int]:
+        """Round `round_` of dynamic sampling: this rank's share of M prompts drawn afresh."""
+        g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, it, MORE_PROMPTS, round_))
+        drawn = torch.randperm(len(self.problems), generator=g).tolist()
+        m = self.cfg.prompts_per_iteration
+        return shard([drawn[i % len(drawn)] for i in range(m)], self.ctx)
 
     def _experience_settings(self, it: int) -> dict:
         """The config's settings of `build_experience`, and the iteration's pairing generator."""
         cfg = self.cfg
         return {
             "group_size": cfg.samples_per_prompt,
-            "correct_reward": cfg.correct_reward,
-            "wrong_reward": cfg.wrong_reward,
             "band": (cfg.band_lo, cfg.band_hi),
+            "filtered": cfg.filtered,
             "gamma": cfg.gamma,
             "lam": cfg.lam,
             "pair_rng": self._generator(it, PAIRS),

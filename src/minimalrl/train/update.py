@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from minimalrl.algorithms import POLICY_LOSSES, Algorithm, aggregate, clipped_value_loss, kl_penalty
+from minimalrl.algorithms import Algorithm, aggregate, clipped_value_loss, kl_penalty
 from minimalrl.scale.distributed import DistContext, gather_objects, sum_across
 from minimalrl.train.experience import Experience
 
@@ -52,11 +52,15 @@ class UpdateSettings:
     grad_clip: float
     temperature: float
     """The log-prob temperature (`policy.logprobs.logprob_temperature` of the sampling one)."""
+    loss_agg_max_len: int = 0
+    """L of the `seq_mean_token_sum_norm` aggregation (0: none given)."""
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, temperature: float) -> UpdateSettings:
-        same = {f.name: getattr(cfg, f.name) for f in fields(cls) if f.name != "temperature"}
-        return cls(**same, temperature=temperature)
+        derived = ("temperature", "loss_agg_max_len")
+        same = {f.name: getattr(cfg, f.name) for f in fields(cls) if f.name not in derived}
+        max_len = cfg.loss_agg_max_len or cfg.max_new_tokens  # Dr. GRPO's L
+        return cls(**same, temperature=temperature, loss_agg_max_len=max_len)
 
 
 class TrainSteps(Protocol):
@@ -156,7 +160,7 @@ def _micro_step(
         with_entropy=s.entropy_coef > 0 or on_policy,
         entropy_grad=s.entropy_coef > 0,
     )
-    loss, metrics = POLICY_LOSSES[alg.loss](
+    loss, metrics = alg.loss(
         logp,
         # On-policy (one optimizer step): π_old is this very forward, the weights being unchanged.
         b.loss_ref_BR if b.loss_ref_BR is not None else logp.detach(),
@@ -307,6 +311,7 @@ def update(
                     1.0, sum_across(float(exp.rollout.response_mask_BR[rows].sum()), ctx)
                 ),
                 "num_seqs": max(1.0, sum_across(float(len(rows)), ctx)),
+                "max_len": s.loss_agg_max_len or None,
             }
             for micro_rows in steps.micro_batches(exp.rollout, mb, units_per_micro):
                 if micro_rows is None:
