@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from minimalrl.train.config import build_config, parse_assignments
+    from minimalrl.train.config_file import build_config, parse_assignments
     from minimalrl.train.trainer import Trainer
 
     overrides: dict[str, object] = dict(parse_assignments(args.set))

@@ -55,16 +55,7 @@ def synthetic_arithmetic(
     and every operand of ``+`` and ``-`` has min_digits..digits digits (the right operand of a
     ``*`` keeps 1..mul_digits when mul_digits is given)."""
     _check_args(n, seed, digits, num_ops, ops, split)
-    if (
-        isinstance(min_digits, bool)
-        or not isinstance(min_digits, int)
-        or not (1 <= min_digits <= digits)
-    ):
-        raise DataError(
-            f"arithmetic: min_digits must be an integer in 1..digits={digits}, got {min_digits!r}"
-        )
-    if mul_digits is not None and not (isinstance(mul_digits, int) and mul_digits >= 1):
-        raise DataError(f"arithmetic: mul_digits must be an integer >= 1, got {mul_digits!r}")
+    _check_digit_bounds(digits, min_digits, mul_digits)
     rng = random.Random(f"arithmetic/{split}/{seed}")  # str seeds are hashed stably (sha512)
     seen: set[str] = set()
     problems: list[Problem] = []
@@ -149,6 +140,19 @@ def _operand(rng: random.Random, digits: int, min_digits: int = 1) -> int:
     digit)."""
     d = rng.randint(min_digits, digits)
     return rng.randint(0 if d == 1 else 10 ** (d - 1), 10**d - 1)
+
+
+def _check_digit_bounds(digits: int, min_digits: int, mul_digits: int | None) -> None:
+    if (
+        isinstance(min_digits, bool)
+        or not isinstance(min_digits, int)
+        or not (1 <= min_digits <= digits)
+    ):
+        raise DataError(
+            f"arithmetic: min_digits must be an integer in 1..digits={digits}, got {min_digits!r}"
+        )
+    if mul_digits is not None and not (isinstance(mul_digits, int) and mul_digits >= 1):
+        raise DataError(f"arithmetic: mul_digits must be an integer >= 1, got {mul_digits!r}")
 
 
 def _check_args(n: int, seed: int, digits: int, num_ops: int, ops: str, split: str) -> None:

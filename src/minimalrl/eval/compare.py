@@ -15,7 +15,8 @@ from pathlib import Path
 
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.eval.plots import plot_metric
-from minimalrl.train.config import TrainConfig, build_config, parse_assignments
+from minimalrl.train.config import TrainConfig
+from minimalrl.train.config_file import build_config, parse_assignments
 
 # The paper's ablation sets: which runs go on which figure.
 FIGURES = {

@@ -108,13 +108,7 @@ def build_experience(
         exp_kwargs = {"returns_BR": returns_BR, "old_values_BR": values_BR}
     else:
         adv_BR = broadcast_to_tokens(adv_PG.reshape(-1), mask_BR)
-    if alg.needs_pairs:
-        pairs = make_preference_pairs(correct_PG, pair_rng)
-        chosen_K, rejected_K = pair_indices(pairs, group_size)
-        units = [[int(c), int(r)] for c, r in zip(chosen_K, rejected_K)]
-    else:
-        trained_B = keep_B if filtered == "drop" else torch.ones_like(keep_B)
-        units = [[int(b)] for b in trained_B.nonzero().squeeze(1)]
+    units = _units(alg, correct_PG, keep_B, group_size, pair_rng, filtered)
     loss_ref = "initial" if alg.needs_pairs and pair_reference == "initial" else "iteration"
     if loss_ref == "initial" and ref_logp_BR is None:
         raise ValueError("DPO against the initial model needs its log-probs (ref_logp_BR)")
@@ -129,6 +123,24 @@ def build_experience(
         ref_logp_BR=ref_logp_BR,
         **exp_kwargs,
     )
+
+
+def _units(
+    alg: Algorithm,
+    correct_PG: torch.Tensor,
+    keep_B: torch.Tensor,
+    group_size: int,
+    pair_rng: torch.Generator,
+    filtered: str,
+) -> list[list[int]]:
+    """What the update iterates over: (chosen, rejected) row pairs for DPO, else single rows (the
+    kept ones, or every row when filtered prompts are zeroed rather than dropped)."""
+    if alg.needs_pairs:
+        pairs = make_preference_pairs(correct_PG, pair_rng)
+        chosen_K, rejected_K = pair_indices(pairs, group_size)
+        return [[int(c), int(r)] for c, r in zip(chosen_K, rejected_K)]
+    trained_B = keep_B if filtered == "drop" else torch.ones_like(keep_B)
+    return [[int(b)] for b in trained_B.nonzero().squeeze(1)]
 
 
 def _across_ranks(rule, rewards_PG: torch.Tensor, correct_PG: torch.Tensor, ctx: DistContext):
