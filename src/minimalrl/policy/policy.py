@@ -63,11 +63,21 @@ def resolve_device(name: str) -> str:
 
 def prepare_device(cfg: TrainConfig) -> str:
     """The device the config names; on CPU, malloc set to keep freed memory (before anything
-    starts threads: mallopt is not thread-safe, and gloo starts some)."""
+    starts threads: mallopt is not thread-safe, and gloo starts some); deterministic kernels
+    as `cfg.deterministic` says."""
     device = resolve_device(cfg.device)
     if cfg.keep_freed_memory and device == "cpu":
         keep_freed_memory()
+    use_deterministic_kernels(cfg.deterministic)
     return device
+
+
+def use_deterministic_kernels(on: bool) -> None:
+    """`torch.use_deterministic_algorithms(on)`, warning (not failing) where an op has no
+    deterministic kernel. Memory from `torch.empty` is not filled (PyTorch's default when on):
+    nothing here reads it before writing, and filling would cost a pass over every buffer."""
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,17 @@ from dataclasses import dataclass, field
 import torch
 
 from minimalrl.data.problems import Problem
+from minimalrl.reward.control import random_reward
 from minimalrl.reward.verify import reward_values, verify_batch
 
 RewardFn = Callable[..., tuple[Sequence[float], Sequence[bool]]]
-REWARD_SETTINGS = ("correct_reward", "wrong_reward", "fallback_last_number")
+REWARD_SETTINGS = (
+    "correct_reward",
+    "wrong_reward",
+    "fallback_last_number",
+    "random_reward_p",
+    "seed",
+)
 DEFAULT_REWARD = "math"
 
 
@@ -53,16 +60,18 @@ def math_reward(
     return reward_values(correct, correct_reward=correct_reward, wrong_reward=wrong_reward), correct
 
 
-BUILT_IN: dict[str, RewardFn] = {DEFAULT_REWARD: math_reward}
+BUILT_IN: dict[str, RewardFn] = {DEFAULT_REWARD: math_reward, "random": random_reward}
 
 
 def load_reward_fn(path: str) -> RewardFn:
-    """The function at `path`: a built-in name ("math") or `package.module:function`."""
+    """The function at `path`: a built-in name ("math", "random") or `package.module:function`."""
     if path in BUILT_IN:
         return BUILT_IN[path]
     module_name, sep, attr = path.partition(":")
     if not sep or not module_name or not attr:
-        raise RewardError(f"reward {path!r}: expected 'math' or 'package.module:function'")
+        raise RewardError(
+            f"reward {path!r}: expected 'math', 'random' or 'package.module:function'"
+        )
     try:
         module = importlib.import_module(module_name)
     except Exception as err:  # ImportError, or the module itself failing as it loads

@@ -58,8 +58,9 @@ class TrainConfig:
     # --- reward
     reward: str = "math"
     """The reward function, (responses, problems) -> (rewards, correct): "math" (the math
-    verifier, below) or your own as `package.module:function` (README "Reward"). It may take any
-    of correct_reward, wrong_reward and fallback_last_number by keyword."""
+    verifier, below), "random" (the control: a coin that ignores correctness, below), or your own
+    as `package.module:function` (README "Reward"). It may take any of correct_reward,
+    wrong_reward, fallback_last_number, random_reward_p and seed by keyword."""
     correct_reward: float = 1.0
     """Reward of a right answer."""
     wrong_reward: float = -1.0
@@ -73,6 +74,10 @@ class TrainConfig:
     last number or LaTeX expression), so true is the closer one; false is stricter than the
     paper. On also because within the CPU default's 32 new tokens the default model rarely
     reaches a \\boxed{} (every group all wrong, no signal)."""
+    random_reward_p: float = 0.5
+    """With `reward: random`: the probability of correct_reward, whatever the response says (a
+    coin fixed by seed, problem and response text). `minimalrl compare` sets it to the initial
+    model's accuracy, so the control's mean reward is the real reward's at the start."""
 
     # --- updates
     epochs: int = 1
@@ -168,6 +173,12 @@ class TrainConfig:
     # --- bookkeeping
     seed: int = 0
     """Seed of data order, sampling and initialisation."""
+    deterministic: bool = True
+    """PyTorch's deterministic kernels (`torch.use_deterministic_algorithms`, warning where an op
+    has none): without them the CPU backward of indexing with repeated indices (a prompt's KV
+    cache read by its n responses) adds in thread order, and two runs of one seed drift apart in
+    the last float bits from the third iteration, then in their samples (issue 19: seed 0's
+    final held-out accuracy 30% in one run, 26% in the other). Cost: README "Speed"."""
     eval_every: int = 18
     """Evaluate every this many iterations (and before the first and after the last); 0 = off.
     The default evaluates before and after only: 200 problems take about 33 s here."""
@@ -290,6 +301,8 @@ class TrainConfig:
             )
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.random_reward_p <= 1:
+            raise ConfigError(f"random_reward_p must be in [0, 1], got {self.random_reward_p}")
 
     def algorithm(self) -> Algorithm:
         """The algorithm this config trains: its registry record, with the axes set here."""
