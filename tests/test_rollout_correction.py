@@ -16,7 +16,9 @@ from minimalrl.algorithms import (
     rejection_mask,
     truncated_is_weights,
 )
+from minimalrl.rollout import Rollout
 from minimalrl.train.config import TrainConfig
+from minimalrl.train.experience import _join
 
 D = torch.float64
 
@@ -156,6 +158,33 @@ def test_corrected_micro_batches_sum_to_the_whole_batch(name, mode, agg):
     torch.testing.assert_close(loss, whole_loss)
     torch.testing.assert_close(grad, whole_grad)
     assert whole_grad[~kept].abs().max() == 0  # a masked token (and a pad) gets no gradient
+
+
+# --- the records carry the sampler's log-probs ----------------------------------------------------
+
+
+def _rollout(sampler_logp: bool = True) -> Rollout:
+    pmask = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    rmask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    logp = torch.tensor([[-0.1, -0.2, 0.0], [-0.3, 0.0, 0.0], [-0.4, -0.5, -0.6]])
+    return Rollout(
+        pmask.clone(), pmask, torch.tensor([0, 0, 1]), rmask.clone() + 4, rmask,
+        sampler_logp_BR=logp if sampler_logp else None,
+    )  # fmt: skip
+
+
+def test_select_and_join_keep_the_sampler_logprobs():
+    ro = _rollout()
+    part = ro.select([1, 0])  # padding columns cut: the two rows are 2 wide
+    assert isinstance(part, Rollout)
+    torch.testing.assert_close(part.sampler_logp_BR, torch.tensor([[-0.3, 0.0], [-0.1, -0.2]]))
+    joined = _join([part, ro.select([2])], pad_id=0)
+    torch.testing.assert_close(
+        joined.sampler_logp_BR, torch.tensor([[-0.3, 0.0, 0.0], [-0.1, -0.2, 0.0],
+                                              [-0.4, -0.5, -0.6]])
+    )  # fmt: skip
+    assert _rollout(sampler_logp=False).select([0]).sampler_logp_BR is None
+    assert _join([part, _rollout(sampler_logp=False)], pad_id=0).sampler_logp_BR is None
 
 
 def test_gspo_takes_the_sequence_mask_only():

@@ -99,8 +99,9 @@ def mismatch_metrics(
     - `mismatch_ratio_max`, `mismatch_ratio_min`: the extreme r_t (1 and 1 when they agree);
     - `mismatch_kl`: k3 estimate of KL(π_sampler‖π_old), mean of r − 1 − log r (the tokens are
       π_sampler's samples), >= 0 per token.
-    An empty batch gives 0, 1, 1, 0."""
-    log_ratio_BT = _log_ratio(old_logp_BT, sampler_logp_BT, mask_BT)
+    In float64, k3 as expm1(log r) − log r: a bf16 sampler's r − 1 is ~1e-3, its k3 ~1e-7, which
+    float32's r − 1 − log r would round away. An empty batch gives 0, 1, 1, 0."""
+    log_ratio_BT = _log_ratio(old_logp_BT, sampler_logp_BT, mask_BT).double()
     ratio_BT = log_ratio_BT.exp()
     valid_N = ratio_BT[mask_BT.bool()]
     if valid_N.numel() == 0:
@@ -109,5 +110,5 @@ def mismatch_metrics(
         "mismatch_abs_log_ratio": masked_mean(log_ratio_BT.abs(), mask_BT),
         "mismatch_ratio_max": valid_N.max(),
         "mismatch_ratio_min": valid_N.min(),
-        "mismatch_kl": masked_mean(ratio_BT - 1 - log_ratio_BT, mask_BT),
+        "mismatch_kl": masked_mean(torch.expm1(log_ratio_BT) - log_ratio_BT, mask_BT),
     }
