@@ -153,7 +153,7 @@ class TrainConfig:
     outside it leave the update). The masks need π_old before the update, so they cost a π_old
     forward where one optimizer step would otherwise reuse the update's own."""
     rollout_correction_cap: float = 2.0
-    """C of "tis" (>= 1; verl's default, as in Yao et al. 2025)."""
+    """C of "tis" (>= 1; 2 is verl's default)."""
     rollout_correction_min: float = 0.5
     """C_min of the masks (0 <= C_min < 1)."""
     rollout_correction_max: float = 2.0
