@@ -254,6 +254,17 @@ def test_two_ranks_give_the_whole_batch_loss_and_gradient(tmp_path):
         ({"algo": "ppo", "advantage_scale": "batch_std"}, "ppo has no group advantage"),
         ({"algo": "grpo", "advantage_baseline": "median"}, "advantage_baseline must be one of"),
         ({"algo": "dr_grpo", "loss_agg_max_len": -1}, "loss_agg_max_len must be >= 0"),
+        ({"algo": "gspo", "rollout_correction": "tis"},
+         "rollout_correction = tis with algo = gspo: GSPO weighs each response by one"),
+        ({"algo": "grpo", "policy_loss": "gspo", "rollout_correction": "token_mask"},
+         "rollout_correction = token_mask with policy_loss = gspo"),
+        ({"algo": "raft", "rollout_correction": "tis"}, "rollout_correction = tis: raft's loss"),
+        ({"algo": "iterative_dpo", "rollout_correction": "seq_mask"},
+         "rollout_correction = seq_mask: iterative_dpo's loss"),
+        ({"algo": "grpo", "rollout_correction": "is"}, "rollout_correction must be one of"),
+        ({"algo": "grpo", "rollout_correction_cap": 0.5}, "rollout_correction_cap must be >= 1"),
+        ({"algo": "grpo", "rollout_correction_min": 1.0}, "0 <= rollout_correction_min < 1 <"),
+        ({"algo": "grpo", "rollout_correction_max": 1.0}, "0 <= rollout_correction_min < 1 <"),
     ],
 )  # fmt: skip
 def test_nonsense_combinations_are_refused(changes, message):

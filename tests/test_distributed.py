@@ -60,8 +60,13 @@ def _weights(run) -> dict[str, torch.Tensor]:
         ("raft", {}),
         ("ppo", {}),  # advantages whitened globally
         ("lite_ppo", {"loss_agg": "seq_mean_token_sum_norm"}),  # batch std over both ranks
+        # bf16 samples corrected: weights per token; a mask's token counts summed over ranks
+        ("grpo", {"rollout_precision": "bf16", "rollout_correction": "tis",
+                  "rollout_correction_cap": 1.001}),
+        ("grpo", {"rollout_precision": "bf16", "rollout_correction": "token_mask",
+                  "rollout_correction_min": 0.999, "rollout_correction_max": 1.001}),
     ],
-)
+)  # fmt: skip
 def test_two_ranks_match_one_rank(algo, changes, tiny_model_dir, toy_task, tmp_path):
     cfg = _config(tiny_model_dir, toy_task, algo=algo, **changes)
     train(TrainConfig(**cfg), tmp_path / "one", progress=False)
@@ -74,8 +79,13 @@ def test_two_ranks_match_one_rank(algo, changes, tiny_model_dir, toy_task, tmp_p
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-5)
     a, b = read_metrics(tmp_path / "one")[-1], read_metrics(tmp_path / "two")[-1]
     keys = ("reward_mean", "accuracy", "entropy", "kl_to_init", "samples_kept", "grad_norm")
-    for key in (*keys, "update/loss"):  # rank 0 logs the loss of all ranks, not its share
+    mismatch = ("mismatch_abs_log_ratio", "mismatch_ratio_max", "mismatch_ratio_min")
+    correction = ("update/tis_weight_mean", "update/tis_capped", "update/rollout_masked")
+    for key in (*keys, *mismatch, "update/loss"):  # rank 0 logs all ranks', not its share
         assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    for key in correction:
+        assert (key in a) == (key in b), key
+        assert a.get(key, 0.0) == pytest.approx(b.get(key, 0.0), rel=1e-4, abs=1e-6), key
 
 
 def _assert_resume_is_exact(cfg: dict, tmp_path) -> None:

@@ -211,6 +211,43 @@ def test_bf16_rollout_samples_from_the_cast_weights_and_leaves_the_policy(tiny):
         assert v.dtype == before[k].dtype and torch.equal(v, before[k])
 
 
+def test_sampled_logprobs_by_hand():
+    from minimalrl.rollout.hf import sampled_logprobs
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2]]))
+    token = torch.tensor([1, 2])
+    expected = torch.log(torch.tensor([0.3, 0.2]))
+    torch.testing.assert_close(sampled_logprobs(logits, token, 1.0), expected)
+    torch.testing.assert_close(sampled_logprobs(logits, token, 0.0), expected)  # greedy: T = 1
+    squared = torch.log(torch.tensor([9, 4]) / 38.0)  # T = 0.5 squares them: 25:9:4
+    torch.testing.assert_close(sampled_logprobs(logits, token, 0.5), squared)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_sampler_logprobs_are_the_trainers_in_float32_and_drift_in_bf16(tiny, temperature):
+    """The sampler keeps its own log-probs of what it drew: with the policy's float32 weights they
+    are π_old's up to the order of float32 sums (a KV cache step by step vs one forward); from
+    the bfloat16 cast they differ, which is what the rollout correction is about."""
+    from minimalrl.policy.logprobs import logprob_temperature
+
+    model, tokenizer = tiny
+    prompts = [[3, 18, 19, 8, 15, 9, 20, 4], [3, 10, 11, 4]]
+    params = SamplingParams(n=3, max_new_tokens=6, temperature=temperature, seed=5)
+    eos = [tokenizer.eos_token_id]
+    gaps = {}
+    for dtype in (None, torch.bfloat16):
+        ro = HFBackend(model, tokenizer.pad_token_id, eos, dtype=dtype).generate(prompts, params)
+        with torch.no_grad():
+            trainer, _ = response_logprobs(model, ro, temperature=logprob_temperature(temperature))
+        valid = ro.response_mask_BR.bool()
+        assert ro.sampler_logp_BR.shape == trainer.shape
+        assert (ro.sampler_logp_BR[~valid] == 0).all() and (ro.sampler_logp_BR[valid] < 0).all()
+        gaps[dtype] = (ro.sampler_logp_BR - trainer)[valid].abs().max().item()
+    assert gaps[None] < 1e-5, gaps
+    # bfloat16 keeps 8 bits of mantissa: weights move by up to 2^-9 of themselves.
+    assert 1e-4 < gaps[torch.bfloat16] < 0.1, gaps
+
+
 def test_critic_values_from_packed_rows_equal_padded(tiny):
     from minimalrl.policy.critic import ValueModel
 

@@ -297,6 +297,10 @@ def test_kl_to_init_starts_at_zero_at_any_temperature(tiny_model_dir, toy_task, 
             assert abs(record["update/kl_loss"]) < 1e-5
 
 
+BF16 = {"rollout_precision": "bf16"}
+NARROW = {"rollout_correction_min": 0.999, "rollout_correction_max": 1.001}
+
+
 @pytest.mark.parametrize(
     ("algo", "changes", "keys"),
     [
@@ -308,8 +312,14 @@ def test_kl_to_init_starts_at_zero_at_any_temperature(tiny_model_dir, toy_task, 
         ("gspo", {}, ("loss", "clip_fraction")),  # seq_mean_token_mean
         ("cispo", {"loss_agg": "seq_mean_token_sum"}, ("loss", "clip_fraction")),
         ("reinforce_rej_zero", {}, ("loss",)),
+        # Rollout correction on bf16 samples (bands this narrow act on the tiny model's gap).
+        ("grpo", {**BF16, "rollout_correction": "tis", "rollout_correction_cap": 1.001},
+         ("loss", "clip_fraction", "tis_weight_mean", "tis_capped")),
+        ("grpo", {**BF16, "rollout_correction": "token_mask", **NARROW},
+         ("loss", "rollout_masked")),
+        ("gspo", {**BF16, "rollout_correction": "seq_mask", **NARROW}, ("loss", "rollout_masked")),
     ],
-)
+)  # fmt: skip
 def test_logged_losses_do_not_depend_on_the_micro_batch(
     algo, changes, keys, tiny_model_dir, toy_task, tmp_path
 ):
@@ -353,3 +363,74 @@ def test_progress_tells_each_evaluation(tiny_model_dir, toy_task, tmp_path, caps
     assert "evaluating the initial model on 32 held-out problems" in said
     assert "held-out accuracy after 0 iterations: " in said
     assert "held-out accuracy after 2 iterations: " in said and "(32 problems, greedy" in said
+
+
+def test_sampler_mismatch_is_measured_and_the_corrections_act_on_it(
+    tiny_model_dir, toy_task, tmp_path
+):
+    """Float32 rollouts: the sampler runs π_old's weights, the mismatch is rounding. bfloat16
+    rollouts: a measured gap, the same whatever the correction (same seed, same samples), which
+    tis weighs (some tokens capped) and the masks cut (some tokens or responses dropped)."""
+    cfg = toy_config(tiny_model_dir, toy_task, iterations=1, minibatch_size=64)
+    (fp32,) = train(cfg, tmp_path / "fp32", progress=False)
+    assert fp32["mismatch_abs_log_ratio"] < 1e-6, fp32
+    assert fp32["mismatch_ratio_max"] == pytest.approx(1.0, abs=1e-5)
+    runs = {}
+    for name, changes in {
+        "none": {},
+        "tis": {"rollout_correction": "tis", "rollout_correction_cap": 1.001},
+        "token_mask": {"rollout_correction": "token_mask", **NARROW},
+        "seq_mask": {"rollout_correction": "seq_mask", **NARROW},
+    }.items():
+        (runs[name],) = train(cfg.replace(**BF16, **changes), tmp_path / name, progress=False)
+    none = runs["none"]
+    assert 1e-4 < none["mismatch_abs_log_ratio"] < 1e-2, none
+    assert none["mismatch_ratio_min"] < 1 < none["mismatch_ratio_max"] and none["mismatch_kl"] > 0
+    for r in runs.values():  # the correction changes the update, never the measurement
+        for key in ("mismatch_abs_log_ratio", "mismatch_ratio_max", "mismatch_kl"):
+            assert r[key] == pytest.approx(none[key], rel=1e-3), key
+    assert "update/tis_capped" not in none and "update/rollout_masked" not in none
+    assert 0 < runs["tis"]["update/tis_capped"] < 1
+    assert 0 < runs["token_mask"]["update/rollout_masked"] < 1
+    assert 0 < runs["seq_mask"]["update/rollout_masked"] < 1
+    for name in ("tis", "token_mask", "seq_mask"):
+        assert runs[name]["update/loss"] != none["update/loss"], name
+
+
+def test_on_policy_tis_takes_pi_old_from_the_update_forward(tiny_model_dir, toy_task, tmp_path):
+    """One optimizer step: tis weighs tokens with π_old from the update's own forward, in the
+    trainer's precision; the result is the run that scores π_old with a forward of its own.
+    A mask needs π_old before the update: it always gets that forward."""
+    from minimalrl.policy import Policy
+
+    scored: list[int] = []
+    real = Policy._policy_scores
+
+    def counting(self, batch):
+        scored.append(batch.response_ids_BR.shape[0])
+        return real(self, batch)
+
+    cfg = toy_config(
+        tiny_model_dir, toy_task, iterations=2, minibatch_size=64, **BF16,
+        rollout_correction="tis", rollout_correction_cap=1.001,
+    )  # fmt: skip
+    runs = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Policy, "_policy_scores", counting)
+        for name, recompute in (("fast", False), ("plain", True)):
+            scored.clear()
+            trainer = Trainer(
+                cfg.replace(recompute_old_logprobs=recompute), tmp_path / name, progress=False
+            )
+            runs[name] = (trainer.run(), dict(trainer.policy.model.named_parameters()), sum(scored))
+        scored.clear()
+        masked = cfg.replace(rollout_correction="token_mask", **NARROW, iterations=1)
+        Trainer(masked, tmp_path / "mask", progress=False).run()
+        assert sum(scored) == 64  # the whole rollout scored before the update
+    (fast, w_fast, n_fast), (plain, w_plain, n_plain) = runs["fast"], runs["plain"]
+    assert n_plain == 2 * 64 and n_fast < n_plain
+    for k in w_plain:
+        torch.testing.assert_close(w_fast[k], w_plain[k], rtol=1e-5, atol=1e-6)
+    for a, b in zip(fast, plain):
+        for key in ("update/tis_weight_mean", "update/tis_capped", "mismatch_abs_log_ratio"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key

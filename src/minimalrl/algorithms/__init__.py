@@ -7,6 +7,7 @@
 - `dpo`: the DPO loss and preference pairs.
 - `policy_losses`: every policy loss callable with one signature (`POLICY_LOSSES`).
 - `axes`: the algorithm axes as settings (a record with choices replaced, presets, checks).
+- `rollout_correction`: the sampler/π_old mismatch, truncated importance weights and masks.
 - `registry`: the one table of `Algorithm` records (`ALGORITHMS`, `get_algorithm`,
   `group_advantages`, `describe_registry`).
 """
@@ -64,6 +65,12 @@ from minimalrl.algorithms.registry import (
     get_algorithm,
     group_advantages,
 )
+from minimalrl.algorithms.rollout_correction import (
+    ROLLOUT_CORRECTIONS,
+    mismatch_metrics,
+    rejection_mask,
+    truncated_is_weights,
+)
 
 __all__ = [
     "AGGREGATIONS",
@@ -72,6 +79,7 @@ __all__ = [
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
     "RATIO_LOSSES",
+    "ROLLOUT_CORRECTIONS",
     "SCALES",
     "Algorithm",
     "PolicyLossFn",
@@ -109,16 +117,19 @@ __all__ = [
     "make_preference_pairs",
     "masked_mean",
     "mean_std_normalised",
+    "mismatch_metrics",
     "normalised",
     "ones",
     "pair_indices",
     "place_on_last_token",
     "preset_changes",
     "ratio_metrics",
+    "rejection_mask",
     "reward",
     "reward_minus_mean",
     "reward_over_std",
     "sft_loss",
+    "truncated_is_weights",
     "whiten",
     "with_axes",
     "with_common_signature",

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from minimalrl.algorithms.advantages import BASELINES, SCALES, keep_all, normalised
 from minimalrl.algorithms.policy_losses import POLICY_LOSSES
 from minimalrl.algorithms.registry import Algorithm
+from minimalrl.algorithms.rollout_correction import ROLLOUT_CORRECTIONS, TOKEN_LEVEL
 
 RATIO_LOSSES = ("clipped", "is_no_clip", "cispo", "gspo")
 """The losses `policy_loss` may name: those that weigh tokens by advantage through a ratio."""
@@ -78,7 +79,43 @@ def check_axes(name: str, alg: Algorithm, values: Mapping[str, object]) -> None:
             f"dynamic_sampling: {name}'s filter keeps every prompt (or it trains on pairs), so "
             "there is nothing to resample; use an algorithm that filters (dapo, reinforce_rej...)"
         )
+    _check_rollout_correction(name, alg, values)
     for field in ("dynamic_sampling_rounds", "loss_agg_max_len"):
         least = 1 if field == "dynamic_sampling_rounds" else 0
         if values[field] < least:  # type: ignore[operator]
             raise ValueError(f"{field} must be >= {least}, got {values[field]}")
+
+
+def _check_rollout_correction(name: str, alg: Algorithm, values: Mapping[str, object]) -> None:
+    """A correction needs a loss that weighs tokens through π_old (not SFT, not DPO's pairs); a
+    token-level one cannot weigh GSPO's single ratio per response."""
+    correction = values["rollout_correction"]
+    if correction not in ROLLOUT_CORRECTIONS:
+        raise ValueError(
+            f"rollout_correction must be one of {ROLLOUT_CORRECTIONS}, got {correction!r}"
+        )
+    if values["rollout_correction_cap"] < 1:  # type: ignore[operator]
+        raise ValueError(
+            "rollout_correction_cap must be >= 1 (below, tokens the sampler and π_old agree on "
+            f"would be down-weighted), got {values['rollout_correction_cap']}"
+        )
+    low, high = values["rollout_correction_min"], values["rollout_correction_max"]
+    if not 0 <= low < 1 < high:  # type: ignore[operator]
+        raise ValueError(
+            "need 0 <= rollout_correction_min < 1 < rollout_correction_max (the band holds "
+            f"r = 1, where the sampler and π_old agree), got {low}, {high}"
+        )
+    if correction == "none":
+        return
+    if not alg.reads_advantages:
+        raise ValueError(
+            f"rollout_correction = {correction}: {name}'s loss (SFT or DPO) has no π_old ratio "
+            "to correct"
+        )
+    loss = values["policy_loss"] or next(k for k, v in POLICY_LOSSES.items() if v is alg.loss)
+    if loss == "gspo" and correction in TOKEN_LEVEL:
+        where = "policy_loss = gspo" if values["policy_loss"] else f"algo = {name}"
+        raise ValueError(
+            f"rollout_correction = {correction} with {where}: GSPO weighs each response by one "
+            "sequence ratio, which a token-level correction would break; use seq_mask"
+        )

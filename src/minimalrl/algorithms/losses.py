@@ -9,6 +9,10 @@ the tensors it is given*, so averaging minibatch losses is not the full-batch lo
 `num_tokens` (or `num_seqs` for the sequence-mean modes) = the count over the *whole* batch; then
 the sum of the minibatch (or per-rank) losses is exactly the full-batch loss, and so are the
 gradients. Every loss forwards both normalisers to `aggregate`.
+
+Rollout correction (`rollout_correction`): the token-level ratio losses (clipped, no-clip IS,
+CISPO) take `token_weights_BT`, detached per-token weights that `aggregate` multiplies each token's
+value by (truncated importance sampling's min(π_old/π_sampler, C)); None, the default, is 1.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ def aggregate(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
     max_len: int | None = None,
+    token_weights_BT: Tensor | None = None,
 ) -> Tensor:
     """Reduce per-token values over the valid tokens to a 0-d tensor: the reduction of every loss.
 
@@ -80,6 +85,9 @@ def aggregate(
     Each mode reads only the counts it needs, so a trainer may always pass all three; given for
     the *whole* batch, the sum of the per-part results is the whole batch's result. An unknown
     `mode` raises `UnknownNameError` (a ValueError).
+
+    `token_weights_BT` (None: all 1): each value is multiplied by its detached weight before the
+    reduction, the counts unchanged (the rollout correction's truncated importance weights).
     """
     reduce = lookup(AGGREGATIONS, mode, "aggregation mode")
     for name, count in (("num_tokens", num_tokens), ("num_seqs", num_seqs)):
@@ -87,15 +95,28 @@ def aggregate(
             raise ValueError(f"{name} must be > 0, got {count}")
     if values_BT.shape != mask_BT.shape:
         raise ValueError(f"values {tuple(values_BT.shape)} and mask {tuple(mask_BT.shape)} differ")
+    if token_weights_BT is not None:
+        if token_weights_BT.shape != values_BT.shape:
+            shapes = (tuple(token_weights_BT.shape), tuple(values_BT.shape))
+            raise ValueError(f"weights {shapes[0]} and values {shapes[1]} differ")
+        values_BT = values_BT * token_weights_BT.detach()
     valid_BT = mask_BT.bool()
     masked_BT = torch.where(valid_BT, values_BT, 0.0)  # where, not *: NaN/inf on pads cannot leak
     counts = {"num_tokens": num_tokens, "num_seqs": num_seqs, "max_len": max_len}
     return call_with(reduce, values_BT=masked_BT, mask_BT=valid_BT.to(masked_BT.dtype), **counts)
 
 
-def _counts(num_tokens: float | None, num_seqs: float | None, max_len: int | None) -> dict:
-    """A loss's normalisers, handed on to `aggregate`."""
-    return {"num_tokens": num_tokens, "num_seqs": num_seqs, "max_len": max_len}
+def _counts(
+    num_tokens: float | None,
+    num_seqs: float | None,
+    max_len: int | None,
+    token_weights_BT: Tensor | None = None,
+) -> dict:
+    """A loss's normalisers (and token weights, where it takes them), handed on to `aggregate`."""
+    return {
+        "num_tokens": num_tokens, "num_seqs": num_seqs, "max_len": max_len,
+        "token_weights_BT": token_weights_BT,
+    }  # fmt: skip
 
 
 def masked_mean(values_BT: Tensor, mask_BT: Tensor) -> Tensor:
@@ -152,6 +173,7 @@ def clipped_policy_loss(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
     max_len: int | None = None,
+    token_weights_BT: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """−agg(min(s·A, clip(s)·A)).
 
@@ -172,7 +194,8 @@ def clipped_policy_loss(
         floor_BT = dual_clip * advantages_BT  # c·A: a floor on ℓ_t when A < 0
         dual_binds_BT = (advantages_BT < 0) & (floor_BT > surrogate_BT)
         surrogate_BT = torch.where(dual_binds_BT, floor_BT, surrogate_BT)
-    loss = -aggregate(surrogate_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
+    counts = _counts(num_tokens, num_seqs, max_len, token_weights_BT)
+    loss = -aggregate(surrogate_BT, mask_BT, agg, **counts)
 
     valid_BT = mask_BT.bool()
     binds_BT = (clipped_BT < unclipped_BT).detach()
@@ -196,6 +219,7 @@ def is_policy_loss(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
     max_len: int | None = None,
+    token_weights_BT: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """−agg(s·A), no clipping.
 
@@ -204,7 +228,8 @@ def is_policy_loss(
     """
     log_ratio_BT = _log_ratio(logp_BT, old_logp_BT)
     surrogate_BT = log_ratio_BT.exp() * advantages_BT
-    loss = -aggregate(surrogate_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
+    counts = _counts(num_tokens, num_seqs, max_len, token_weights_BT)
+    loss = -aggregate(surrogate_BT, mask_BT, agg, **counts)
     return loss, ratio_metrics(log_ratio_BT, mask_BT)
 
 
@@ -236,6 +261,7 @@ def cispo_loss(
     num_tokens: float | None = None,
     num_seqs: float | None = None,
     max_len: int | None = None,
+    token_weights_BT: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """−agg(sg(clip(s))·A·log π).
 
@@ -249,7 +275,8 @@ def cispo_loss(
     ratio_BT = log_ratio_BT.detach().exp()
     weight_BT = ratio_BT.clamp(1.0 - clip_low, 1.0 + clip_high)  # sg(clip(s))
     surrogate_BT = weight_BT * advantages_BT * logp_BT
-    loss = -aggregate(surrogate_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
+    counts = _counts(num_tokens, num_seqs, max_len, token_weights_BT)
+    loss = -aggregate(surrogate_BT, mask_BT, agg, **counts)
     clipped_BT = weight_BT != ratio_BT
     metrics = {
         "clip_fraction": _fraction(clipped_BT, mask_BT.bool()),

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from minimalrl.algorithms import Algorithm
+from minimalrl.algorithms.rollout_correction import MASKS
 from minimalrl.policy.critic import ValueModel
 from minimalrl.policy.fast.allocator import keep_freed_memory
 from minimalrl.policy.logprobs import (
@@ -207,11 +208,13 @@ class Policy:
     def _on_policy(self, exp: Experience) -> bool:
         """Whether the update's own forward can stand in for π_old's: with a single optimizer
         step the weights have not moved when it runs, one forward saved (TRL and verl do the
-        same). Sharded, every rank must run the same forwards: partial scoring would not."""
+        same). Sharded, every rank must run the same forwards: partial scoring would not. A
+        masking rollout correction needs π_old before the update (its counts depend on it)."""
         cfg = self.cfg
         return (
             not cfg.recompute_old_logprobs
             and not cfg.fsdp
+            and cfg.rollout_correction not in MASKS
             and optimizer_steps(exp, self.alg, self.settings, self.ctx) == 1
         )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 import torch
@@ -35,6 +35,23 @@ class Rollout(TokenBatch):
     entropies, values) are records of their own (`minimalrl.policy.Scores`)."""
 
     stats: dict[str, float] = field(default_factory=dict)
+    sampler_logp_BR: torch.Tensor | None = None
+    """The sampler's own log-probs of the tokens it drew (B, R), 0 on pads; None: the backend
+    gives none. Taken from the logits it sampled from, at the log-prob temperature, over the whole
+    vocabulary (top-p's truncation left out, as the trainer's log-probs leave it out): beside
+    π_old's they measure the sampler/trainer mismatch and feed the rollout correction
+    (`minimalrl.algorithms.rollout_correction`)."""
+
+    def select(self, rows: list[int] | torch.Tensor) -> Rollout:
+        """The given responses as a rollout (`TokenBatch.select`), their sampler log-probs cut
+        alike; `stats` (of the whole batch) stay behind."""
+        tokens = super().select(rows)
+        logp_BR = self.sampler_logp_BR
+        if logp_BR is not None:
+            idx = torch.as_tensor(rows, dtype=torch.long, device=logp_BR.device)
+            logp_BR = logp_BR[idx, : tokens.response_ids_BR.shape[1]]
+        same = {f.name: getattr(tokens, f.name) for f in fields(TokenBatch)}
+        return Rollout(**same, sampler_logp_BR=logp_BR)
 
     @property
     def response_lengths_B(self) -> torch.Tensor:

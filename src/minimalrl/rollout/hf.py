@@ -16,7 +16,7 @@ from transformers import DynamicCache
 
 from minimalrl.policy.fast.matmul_attention import matmul_attention_for
 from minimalrl.policy.fast.prepacked_linear import prepacked_linears
-from minimalrl.policy.logprobs import position_ids_from_mask
+from minimalrl.policy.logprobs import logprob_temperature, position_ids_from_mask
 from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
 
 
@@ -64,6 +64,20 @@ def sample_next(
     target_A1 = (u_A1 * cdf_AV[:, -1]).unsqueeze(-1)
     token_A = torch.searchsorted(cdf_AV, target_A1, right=True).squeeze(-1)
     return token_A.clamp_(max=probs_AV.shape[-1] - 1)
+
+
+def sampled_logprobs(
+    logits_AV: torch.Tensor, token_A: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """log softmax(logits / T) of each row's token (A,), in float32: the sampler's own log-prob,
+    at the temperature the trainer scores at (`logprob_temperature`: 1 for greedy), over the whole
+    vocabulary as the trainer's is. From the logits already computed: no extra forward."""
+    logits_AV = logits_AV.float()
+    temperature = logprob_temperature(temperature)
+    if temperature != 1.0:
+        logits_AV = logits_AV / temperature
+    picked_A = logits_AV.gather(-1, token_A[:, None]).squeeze(-1)
+    return picked_A - torch.logsumexp(logits_AV, dim=-1)
 
 
 class HFBackend:
@@ -128,11 +142,11 @@ class HFBackend:
             matmul_attention_for(self.model),
             prepacked_linears(modules if self.prepack else [], rows),
         ):
-            tokens_BR, lengths_B = self._sample(
+            tokens_BR, logp_BR, lengths_B = self._sample(
                 forward, prompt_ids, prompt_mask, params, generators
             )
         R = max(int(lengths_B.max()), 1)
-        tokens_BR = tokens_BR[:, :R]
+        tokens_BR, logp_BR = tokens_BR[:, :R], logp_BR[:, :R]
         response_mask_BR = (torch.arange(R, device=device)[None] < lengths_B[:, None]).long()
         n = params.n
         return Rollout(
@@ -142,6 +156,7 @@ class HFBackend:
             response_ids_BR=tokens_BR.masked_fill(response_mask_BR == 0, self.pad_token_id),
             response_mask_BR=response_mask_BR,
             stats={"generated_tokens": float(lengths_B.sum())},
+            sampler_logp_BR=logp_BR.masked_fill(response_mask_BR == 0, 0.0),
         )
 
     def _sample(
@@ -151,8 +166,9 @@ class HFBackend:
         prompt_mask: torch.Tensor,
         params: SamplingParams,
         generators: list[torch.Generator],
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token matrix (B, max_new) and the response lengths (EOS included)."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token matrix (B, max_new), the sampler's log-probs of those tokens (B, max_new) and
+        the response lengths (EOS included)."""
         device = prompt_ids.device
         position = position_ids_from_mask(prompt_mask)
         cache = DynamicCache()
@@ -174,6 +190,7 @@ class HFBackend:
         next_pos = position[:, -1].repeat_interleave(n, 0) + 1
         B = logits.shape[0]
         tokens = torch.full((B, params.max_new_tokens), self.pad_token_id, device=device)
+        logps = torch.zeros((B, params.max_new_tokens), dtype=torch.float32, device=device)
         lengths = torch.full((B,), params.max_new_tokens, dtype=torch.long, device=device)
         active = torch.arange(B, device=device)
         eos = self.eos_token_ids.to(device)
@@ -181,6 +198,7 @@ class HFBackend:
             row_gens = [generators[int(r)] for r in active] if params.temperature > 0 else []
             tok = sample_next(logits, params.temperature, params.top_p, row_gens)
             tokens[active, t] = tok
+            logps[active, t] = sampled_logprobs(logits, tok, params.temperature)
             done = torch.isin(tok, eos)
             if done.any():
                 lengths[active[done]] = t + 1
@@ -200,4 +218,4 @@ class HFBackend:
                 use_cache=True,
             ).logits[:, -1]
             next_pos = next_pos + 1
-        return tokens, lengths
+        return tokens, logps, lengths

@@ -149,6 +149,21 @@ class TrainConfig:
     """Most sampling rounds of an iteration under dynamic sampling (the first included); a batch
     still short after them trains on what it has."""
 
+    # --- rollout correction: the sampler is not π_old (README "Rollout correction")
+    rollout_correction: str = "none"
+    """What the update does about the gap between the sampler and π_old, r = π_old/π_sampler per
+    sampled token (the mismatch metrics are logged whatever this says): "none"; "tis"
+    (truncated importance sampling: each token's policy loss × min(r, C)); "token_mask" (tokens
+    with r outside [C_min, C_max] leave the update); "seq_mask" (responses whose ∏_t r is
+    outside it leave the update). The masks need π_old before the update, so they cost a π_old
+    forward where one optimizer step would otherwise reuse the update's own."""
+    rollout_correction_cap: float = 2.0
+    """C of "tis" (>= 1; 2 is verl's default)."""
+    rollout_correction_min: float = 0.5
+    """C_min of the masks (0 <= C_min < 1)."""
+    rollout_correction_max: float = 2.0
+    """C_max of the masks (> 1)."""
+
     # --- PPO
     critic_lr: float = 2e-5
     """Critic learning rate."""

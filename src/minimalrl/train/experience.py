@@ -22,11 +22,11 @@ from minimalrl.algorithms import (
     kl_penalty,
     make_preference_pairs,
     masked_mean,
+    mismatch_metrics,
     pair_indices,
     place_on_last_token,
     whiten,
 )
-from minimalrl.policy.logprobs import TokenBatch
 from minimalrl.rollout import Rollout
 from minimalrl.scale.distributed import (
     SINGLE_PROCESS,
@@ -169,7 +169,7 @@ def sample_until_full(
     prompts until the filter has kept `target` of them or `rounds` rounds ran. Returns the kept
     groups (the first `target`) joined into one rollout, and the metrics `prompts_sampled`,
     `sampling_rounds` and `prompts_missing` (> 0: the batch could not be filled)."""
-    parts: list[tuple[TokenBatch, torch.Tensor, torch.Tensor]] = []
+    parts: list[tuple[Rollout, torch.Tensor, torch.Tensor]] = []
     missing, sampled, rounds_run = target, 0, 0
     while missing > 0 and rounds_run < rounds:
         ro, rewards_B, correct_B = sample(rounds_run)
@@ -198,8 +198,9 @@ def sample_until_full(
     return (joined, torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts])), metrics
 
 
-def _join(batches: list[TokenBatch], pad_id: int) -> Rollout:
-    """One rollout of several token batches (prompts left-padded, responses right-padded)."""
+def _join(batches: list[Rollout], pad_id: int) -> Rollout:
+    """One rollout of several (prompts left-padded, responses right-padded), with the sampler's
+    log-probs when every part has them."""
     width_p = max(b.prompt_ids_UP.shape[1] for b in batches)
     width_r = max(b.response_ids_BR.shape[1] for b in batches)
 
@@ -210,12 +211,16 @@ def _join(batches: list[TokenBatch], pad_id: int) -> Rollout:
     offsets = [0]
     for b in batches[:-1]:
         offsets.append(offsets[-1] + b.prompt_ids_UP.shape[0])
+    sampler_logps = [b.sampler_logp_BR for b in batches]
     return Rollout(
         torch.cat([padded(b.prompt_ids_UP, width_p, pad_id, True) for b in batches]),
         torch.cat([padded(b.prompt_mask_UP, width_p, 0, True) for b in batches]),
         torch.cat([b.prompt_index_B + o for b, o in zip(batches, offsets)]),
         torch.cat([padded(b.response_ids_BR, width_r, pad_id, False) for b in batches]),
         torch.cat([padded(b.response_mask_BR, width_r, 0, False) for b in batches]),
+        sampler_logp_BR=None
+        if any(lp is None for lp in sampler_logps)
+        else torch.cat([padded(lp, width_r, 0.0, False) for lp in sampler_logps]),
     )
 
 
@@ -223,7 +228,8 @@ def rollout_metrics(
     exp: Experience, old_logp_BR: torch.Tensor | None, entropy_BR: torch.Tensor | None
 ) -> dict[str, float]:
     """The paper's curves measured on the rollout batch under the sampling policy (its log-probs
-    and entropies from a scoring forward or from the on-policy update's own)."""
+    and entropies from a scoring forward or from the on-policy update's own), and how far the
+    sampler's own log-probs are from them (`mismatch_metrics`; None without them)."""
     mask_BR = exp.rollout.response_mask_BR
     P = exp.rewards_PG.shape[0]
     all_correct = exp.correct_PG.all(-1)
@@ -245,12 +251,18 @@ def rollout_metrics(
     if exp.ref_logp_BR is not None and old_logp_BR is not None:
         kl_BR = kl_penalty(old_logp_BR, exp.ref_logp_BR, "k3")
         metrics["kl_to_init"] = float(masked_mean(kl_BR, mask_BR))
+    metrics.update(dict.fromkeys(_MISMATCH))  # None: no sampler log-probs to compare
+    sampler_logp_BR = exp.rollout.sampler_logp_BR
+    if old_logp_BR is not None and sampler_logp_BR is not None:
+        mismatch = mismatch_metrics(old_logp_BR, sampler_logp_BR, mask_BR)
+        metrics.update({k: float(v) for k, v in mismatch.items()})
     return metrics
 
 
 # How each rollout metric combines over ranks (each rank has the same number of prompts/samples).
 _SUMMED = ("samples_kept", "response_tokens")
-_TOKEN_WEIGHTED = ("entropy", "kl_to_init")
+_MISMATCH = ("mismatch_abs_log_ratio", "mismatch_ratio_max", "mismatch_ratio_min", "mismatch_kl")
+_TOKEN_WEIGHTED = ("entropy", "kl_to_init", "mismatch_abs_log_ratio", "mismatch_kl")
 
 
 def reduce_metrics(metrics: dict, ctx: DistContext) -> dict:
@@ -266,6 +278,8 @@ def reduce_metrics(metrics: dict, ctx: DistContext) -> dict:
             out[key] = sum(values)
         elif values[0] is None:
             out[key] = None
+        elif key in ("mismatch_ratio_max", "mismatch_ratio_min"):
+            out[key] = (max if key.endswith("max") else min)(values)
         elif key in _TOKEN_WEIGHTED:
             out[key] = sum(v * t for v, t in zip(values, tokens)) / max(sum(tokens), 1.0)
         else:

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from minimalrl.algorithms import Algorithm, aggregate, clipped_value_loss, kl_penalty
+from minimalrl.algorithms import (
+    Algorithm,
+    aggregate,
+    clipped_value_loss,
+    kl_penalty,
+    rejection_mask,
+    truncated_is_weights,
+)
+from minimalrl.algorithms.rollout_correction import MASKS
 from minimalrl.scale.distributed import DistContext, gather_objects, sum_across
 from minimalrl.train.experience import Experience
 
@@ -54,6 +62,10 @@ class UpdateSettings:
     """The log-prob temperature (`policy.logprobs.logprob_temperature` of the sampling one)."""
     loss_agg_max_len: int = 0
     """L of the `seq_mean_token_sum_norm` aggregation (0: none given)."""
+    rollout_correction: str = "none"
+    rollout_correction_cap: float = 2.0
+    rollout_correction_min: float = 0.5
+    rollout_correction_max: float = 2.0
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, temperature: float) -> UpdateSettings:
@@ -102,6 +114,8 @@ class MicroBatch:
     advantages_BR: torch.Tensor
     loss_ref_BR: torch.Tensor | None = None
     """What the loss's ratio compares against; None: this forward's own detached log-probs."""
+    sampler_logp_BR: torch.Tensor | None = None
+    """The sampler's log-probs of the tokens (the rollout correction's π_sampler)."""
     ref_BR: torch.Tensor | None = None
     """The initial model's log-probs (KL penalty)."""
     returns_BR: torch.Tensor | None = None
@@ -116,8 +130,14 @@ class UpdateResult:
     """On-policy: (rows, log-probs, entropies) of each micro-batch's forward before the step."""
 
 
-def _micro_batch(exp: Experience, rows: list[int], loss_ref_BR: torch.Tensor | None) -> MicroBatch:
-    """The rows' token batch (padding columns cut off) and their per-token tensors, as wide."""
+def _micro_batch(
+    exp: Experience,
+    rows: list[int],
+    loss_ref_BR: torch.Tensor | None,
+    kept_BR: torch.Tensor | None = None,
+) -> MicroBatch:
+    """The rows' token batch (padding columns cut off) and their per-token tensors, as wide;
+    `kept_BR` (a rollout correction's mask): the tokens the loss keeps, else every valid one."""
     tokens = exp.rollout.select(rows)
     idx = torch.tensor(rows, dtype=torch.long)
     r1 = tokens.response_ids_BR.shape[1]
@@ -125,11 +145,13 @@ def _micro_batch(exp: Experience, rows: list[int], loss_ref_BR: torch.Tensor | N
     def cut(t: torch.Tensor | None) -> torch.Tensor | None:
         return None if t is None else t[idx, :r1]
 
+    kept = cut(kept_BR)
     return MicroBatch(
         tokens=tokens,
-        mask_BR=tokens.response_mask_BR,
+        mask_BR=tokens.response_mask_BR if kept is None else kept.long(),
         advantages_BR=exp.advantages_BR[idx, :r1],
         loss_ref_BR=cut(loss_ref_BR),
+        sampler_logp_BR=cut(exp.rollout.sampler_logp_BR),
         ref_BR=cut(exp.ref_logp_BR),
         returns_BR=cut(exp.returns_BR),
         old_values_BR=cut(exp.old_values_BR),
@@ -160,10 +182,16 @@ def _micro_step(
         with_entropy=s.entropy_coef > 0 or on_policy,
         entropy_grad=s.entropy_coef > 0,
     )
+    # On-policy (one optimizer step): π_old is this very forward, the weights being unchanged.
+    old_BR = b.loss_ref_BR if b.loss_ref_BR is not None else logp.detach()
+    weights, tis = None, {}
+    if s.rollout_correction == "tis":  # token by token: the same for any micro-batch
+        weights, tis = truncated_is_weights(
+            old_BR, _sampler_logps(b), b.mask_BR, s.rollout_correction_cap
+        )
     loss, metrics = alg.loss(
         logp,
-        # On-policy (one optimizer step): π_old is this very forward, the weights being unchanged.
-        b.loss_ref_BR if b.loss_ref_BR is not None else logp.detach(),
+        old_BR,
         b.advantages_BR,
         b.mask_BR,
         clip_low=s.clip_low,
@@ -171,9 +199,10 @@ def _micro_step(
         dual_clip=s.dual_clip,
         dpo_beta=s.dpo_beta,
         agg=s.loss_agg,
+        token_weights_BT=weights,
         **norm,
     )
-    out = {k: float(v.detach()) for k, v in metrics.items()}
+    out = {k: float(v.detach()) for k, v in {**metrics, **tis}.items()}
     if s.kl_coef > 0:
         assert b.ref_BR is not None
         kl = aggregate(kl_penalty(logp, b.ref_BR, s.kl_estimator), b.mask_BR, s.loss_agg, **norm)
@@ -202,6 +231,32 @@ def _micro_step(
     loss.backward()
     out["loss"] = float(loss.detach())
     return out, logp.detach(), None if ent is None else ent.detach()
+
+
+def _sampler_logps(b: MicroBatch) -> torch.Tensor:
+    if b.sampler_logp_BR is None:
+        raise ValueError(
+            "rollout_correction needs the sampler's log-probs, and this rollout backend gives none"
+        )
+    return b.sampler_logp_BR
+
+
+def _kept_tokens(
+    exp: Experience, old_logp_BR: torch.Tensor | None, s: UpdateSettings
+) -> torch.Tensor | None:
+    """A masking correction's kept tokens (B, R) of the whole rollout, measured once before the
+    update (its counts are the minibatches' denominators); None: no mask."""
+    if s.rollout_correction not in MASKS:
+        return None
+    ro = exp.rollout
+    if old_logp_BR is None or ro.sampler_logp_BR is None:
+        raise ValueError(
+            f"rollout_correction = {s.rollout_correction} needs π_old scored before the update "
+            "and the sampler's log-probs"
+        )
+    level = "token" if s.rollout_correction == "token_mask" else "sequence"
+    low, high = s.rollout_correction_min, s.rollout_correction_max
+    return rejection_mask(old_logp_BR, ro.sampler_logp_BR, ro.response_mask_BR, level, low, high)
 
 
 def _split(order: list[int], parts: int) -> list[list[int]]:
@@ -287,6 +342,12 @@ def update(
     `exp.ref_logp_BR`). `on_policy`: π_old was not scored, and the update is a single optimizer
     step: the weights have not moved before it, so each micro-batch's own detached log-probs are
     π_old (ratio 1, the clipped loss's gradient unchanged); they come back in `scored`.
+
+    `s.rollout_correction` (`minimalrl.algorithms.rollout_correction`) compares π_old with the
+    sampler's log-probs (`exp.rollout.sampler_logp_BR`): "tis" weighs each token's policy loss
+    (in each micro-batch, from its π_old, on-policy too); the masks are taken once for the whole
+    rollout before the first step (they need `old_logp_BR`) and drop tokens from every term of
+    the loss and from its counts.
     """
     ctx = steps.ctx
     steps_planned = optimizer_steps(exp, alg, s, ctx)
@@ -298,6 +359,8 @@ def update(
             "score π_old first and pass it as old_logp_BR"
         )
     loss_ref_BR = exp.ref_logp_BR if exp.loss_ref == "initial" else old_logp_BR
+    kept_BR = _kept_tokens(exp, old_logp_BR, s)
+    mask_BR = exp.rollout.response_mask_BR if kept_BR is None else kept_BR
     units_per_micro = max(1, s.micro_batch_size // (2 if alg.needs_pairs else 1))
     totals, result = _MetricTotals(), UpdateResult({})
     grad_norm = 0.0
@@ -306,24 +369,29 @@ def update(
         for chunk in _split(order, steps_planned // s.epochs):
             mb = [exp.units[i] for i in chunk]
             rows = layout(mb) if mb else []
+            # A response the correction masked whole is no sequence of the minibatch.
+            seqs = len(rows) if kept_BR is None else int((mask_BR[rows].sum(-1) > 0).sum())
             norm = {
-                "num_tokens": max(
-                    1.0, sum_across(float(exp.rollout.response_mask_BR[rows].sum()), ctx)
-                ),
-                "num_seqs": max(1.0, sum_across(float(len(rows)), ctx)),
+                "num_tokens": max(1.0, sum_across(float(mask_BR[rows].sum()), ctx)),
+                "num_seqs": max(1.0, sum_across(float(seqs), ctx)),
                 "max_len": s.loss_agg_max_len or None,
             }
             for micro_rows in steps.micro_batches(exp.rollout, mb, units_per_micro):
                 if micro_rows is None:
                     steps.idle_step(exp.rollout)
                     continue
-                batch = _micro_batch(exp, micro_rows, loss_ref_BR)
+                batch = _micro_batch(exp, micro_rows, loss_ref_BR, kept_BR)
                 out, logp, ent = _micro_step(steps, alg, s, batch, norm, on_policy)
                 if on_policy:
                     result.scored.append((micro_rows, logp, ent))
                 totals.add(out, float(batch.mask_BR.sum()))
             grad_norm += steps.optimizer_step(s.grad_clip)
     result.metrics = totals.result(steps_planned, ctx)
+    if kept_BR is not None:  # the fraction of the trained tokens masked, over all ranks
+        rows = exp.trained_rows
+        valid = sum_across(float(exp.rollout.response_mask_BR[rows].sum()), ctx)
+        kept = sum_across(float(kept_BR[rows].sum()), ctx)
+        result.metrics["rollout_masked"] = 1.0 - kept / max(valid, 1.0)
     result.metrics["grad_norm"] = grad_norm / steps_planned
     result.metrics["optimizer_steps"] = steps_planned
     return result
