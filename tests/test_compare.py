@@ -1,38 +1,146 @@
-"""`minimalrl compare` end to end on a tiny model: two algorithms, two iterations, a report."""
+"""`minimalrl compare` end to end on a tiny model, and the pieces its report is made of."""
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from minimalrl.cli import main
+from minimalrl.data.problems import Problem
+from minimalrl.eval.compare import RunSpec
+from minimalrl.eval.findings import bootstrap_mean
+from minimalrl.eval.heldout import pass_at_k_table, summarise_counts
+from minimalrl.reward import Reward
+from minimalrl.reward.control import coin, random_reward
+from minimalrl.train.config import ConfigError, TrainConfig
 
 
-def test_compare_writes_a_report_and_resumes(tiny_model_dir, toy_task, tmp_path, capsys):
+@pytest.fixture
+def compare_argv(tiny_model_dir, toy_task, tmp_path):
     cfg = tmp_path / "cmp.yaml"
     cfg.write_text(
         f"model: {tiny_model_dir}\ntrain_data: {toy_task}\neval_data: {toy_task}\n"
         "iterations: 2\nprompts_per_iteration: 4\nsamples_per_prompt: 4\nmax_new_tokens: 4\n"
-        "fallback_last_number: true\nlr: 0.01\neval_every: 1\n"
+        "minibatch_size: 16\nfallback_last_number: true\nlr: 0.01\neval_every: 0\n"
+        "temperature: 1.0\n"
     )
     out = tmp_path / "cmp"
-    argv = ["compare", "--algos", "raft,grpo", "--config", str(cfg), "--eval-k", "2",
-            "--eval-limit", "8", "--output", str(out), "--no-progress"]  # fmt: skip
+    argv = ["compare", "--algos", "raft,grpo,grpo:random_reward", "--seeds", "0,1",
+            "--config", str(cfg), "--eval-n", "2", "--eval-limit", "8", "--output", str(out),
+            "--no-progress"]  # fmt: skip
+    return argv, out
+
+
+def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv):
+    argv, out = compare_argv
     assert main(argv) == 0
     report = (out / "report.md").read_text()
-    assert "| initial model |" in report and "| raft |" in report and "| grpo |" in report
-    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert "all_eval_accuracy.png" in figures and "all_entropy.png" in figures
-    assert "](figures/all_eval_accuracy.png)" in report
-    results = json.loads((out / "results.json").read_text())
-    assert [r["algo"] for r in results["after"]] == ["raft", "grpo"]
+    for row in ("| initial model |", "| raft |", "| grpo |", "| grpo:random_reward |"):
+        assert row in report
+    assert "## The paper's findings at this scale" in report
+    assert "all equal, 2" in report  # minibatch = the whole batch: one step per iteration
+    assert "](figures/all_entropy.png)" in report and (out / "figures/initial_regime.png").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["eval"]["problems"] == 8 and summary["eval"]["k"] == 2
+    runs = summary["runs"]
+    assert [(r["algo"], r["seed"], r["control"]) for r in runs] == [
+        ("raft", 0, None), ("grpo", 0, None), ("grpo", 0, "random_reward"),
+        ("raft", 1, None), ("grpo", 1, None), ("grpo", 1, "random_reward"),
+    ]  # fmt: skip
+    assert all(r["iterations"] == 2 and r["optimizer_steps"] == 2 for r in runs)
+    assert set(runs[0]["pass_at_k"]["after"]) == {"1", "2"}
+    names = {f["name"] for f in summary["findings"]}
+    assert {"raft_strong_baseline", "real_reward_beats_random"} <= names
+    for f in summary["findings"]:
+        assert f["verdict"] in ("holds", "contradicted", "inconclusive") and f["seeds"] == 2
+    # The control's coin is the initial model's accuracy at the training temperature.
+    initial = json.loads((out / "initial_eval.json").read_text())
+    control = json.loads((out / "runs/grpo+random_reward_seed1/final_eval.json").read_text())
+    assert control["config"]["reward"] == "random"
+    assert control["config"]["random_reward_p"] == initial["train_temperature_avg"]
+    assert not (out / "runs/grpo_seed0/checkpoints").exists()  # deleted once scored
     # Run again: finished runs are skipped, the report is rewritten from their results.
-    mtime = (out / "runs" / "raft_seed0" / "metrics.jsonl").stat().st_mtime
+    mtime = (out / "runs/raft_seed0/metrics.jsonl").stat().st_mtime
+    before = (out / "summary.json").read_text()
     assert main(argv) == 0
-    assert (out / "runs" / "raft_seed0" / "metrics.jsonl").stat().st_mtime == mtime
+    assert (out / "runs/raft_seed0/metrics.jsonl").stat().st_mtime == mtime
+    assert (out / "summary.json").read_text() == before
+    assert main([*argv, "--report-only"]) == 0
 
 
-def test_compare_rejects_unknown_algorithm_before_training(tmp_path, capsys):
-    argv = ["compare", "--algos", "grpo,nope", "--output", str(tmp_path / "x")]
+def test_compare_refuses_results_of_another_initial_model(compare_argv, capsys):
+    argv, out = compare_argv
+    out.mkdir()
+    (out / "initial_eval.json").write_text(
+        json.dumps({"model": "other", "model_sha256": "0" * 64, "settings": {}})
+    )
     assert main(argv) == 2
-    assert "nope" in capsys.readouterr().err
-    assert not (tmp_path / "x").exists()
+    assert "initial_eval.json: made from model other" in capsys.readouterr().err
+
+
+def test_compare_rejects_unknown_algorithm_or_control_before_training(tmp_path, capsys):
+    for algos in ("grpo,nope", "grpo:coin"):
+        argv = ["compare", "--algos", algos, "--output", str(tmp_path / "x")]
+        assert main(argv) == 2
+        assert algos.split(",")[-1].split(":")[-1] in capsys.readouterr().err
+        assert not (tmp_path / "x").exists()
+
+
+def test_run_spec_sets_the_control_reward():
+    spec = RunSpec.parse("grpo:random_reward")
+    assert spec.name == "grpo:random_reward" and spec.dir_name(2) == "grpo+random_reward_seed2"
+    cfg = spec.config(TrainConfig(), seed=3, control_p=0.25)
+    assert (cfg.algo, cfg.seed, cfg.reward, cfg.random_reward_p) == ("grpo", 3, "random", 0.25)
+    plain = RunSpec.parse("raft").config(TrainConfig(), seed=1, control_p=0.25)
+    assert plain.reward == "math"
+
+
+def test_random_reward_ignores_correctness_and_is_fixed_by_its_inputs():
+    problems = [Problem("What is 1 + 1?", "2", id=f"p{i}") for i in range(4000)]
+    right = ["2"] * 4000
+    rewards, heads = random_reward(right, problems, random_reward_p=0.3, seed=5)
+    assert abs(np.mean(heads) - 0.3) < 0.03  # 4000 coins: std of the mean 0.007
+    assert set(rewards) == {1.0, -1.0}
+    assert [r == 1.0 for r in rewards] == heads
+    again, _ = random_reward(right[:10], problems[:10], random_reward_p=0.3, seed=5)
+    assert again == rewards[:10]  # no hidden state: a rerun or another batching agrees
+    _, wrong_heads = random_reward(["3"] * 4000, problems, random_reward_p=0.3, seed=5)
+    assert abs(np.mean(wrong_heads) - 0.3) < 0.03  # wrong answers: the same mean reward
+    assert coin(5, "p0", "2") != coin(5, "p0", "3") != coin(6, "p0", "3")
+    assert random_reward(right[:50], problems[:50], random_reward_p=0.0)[1] == [False] * 50
+    assert random_reward(right[:50], problems[:50], random_reward_p=1.0)[1] == [True] * 50
+
+
+def test_random_reward_is_a_built_in_reward_with_its_settings():
+    reward = Reward.load("random", correct_reward=1.0, wrong_reward=0.0, random_reward_p=1.0,
+                         seed=0, fallback_last_number=True)  # fmt: skip
+    rewards, correct = reward(["nonsense"], [Problem("q", "1", id="a")])
+    assert rewards.tolist() == [1.0] and correct.tolist() == [True]
+    with pytest.raises(ConfigError, match="random_reward_p"):
+        TrainConfig(reward="random", random_reward_p=1.5)
+
+
+def test_pass_at_k_and_avg_from_counts_by_hand():
+    # n = 4; counts 0, 1, 4: pass@1 = c/4; pass@2 = 1 - C(4-c, 2)/C(4, 2): 0, 1/2, 1
+    s = summarise_counts(np.array([0, 1, 4]), 4)
+    assert s["avg_at_n"] == pytest.approx(5 / 12)
+    assert s["pass_at_k"]["1"] == pytest.approx(5 / 12)
+    assert s["pass_at_k"]["2"] == pytest.approx((0 + 0.5 + 1) / 3)
+    assert s["pass_at_k"]["4"] == pytest.approx(2 / 3)
+    table = pass_at_k_table(np.array([[0, 1], [2, 4]]), 4, 2)
+    np.testing.assert_allclose(table, [[0, 0.5], [1 - 1 / 6, 1]])
+
+
+def test_bootstrap_mean_interval_covers_the_mean_and_shrinks_with_problems():
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 2, size=(3, 50)).astype(float)
+    large = rng.integers(0, 2, size=(3, 2000)).astype(float)
+    for x in (small, large):
+        mean, (lo, hi) = bootstrap_mean(x)
+        assert lo < mean < hi and mean == pytest.approx(x.mean())
+    assert np.diff(bootstrap_mean(large)[1])[0] < np.diff(bootstrap_mean(small)[1])[0] / 3
+    # A constant table has no spread.
+    mean, (lo, hi) = bootstrap_mean(np.full((2, 5), 0.25))
+    assert mean == 0.25 and lo == pytest.approx(0.25, abs=1e-15) and hi == pytest.approx(0.25)

@@ -173,3 +173,20 @@ def test_trainer_and_update_reach_the_model_only_through_the_seam():
         }
         banned = {n for n in names if "fsdp" in n or n.startswith("minimalrl.policy.fast")}
         assert not banned, (module.__name__, banned)
+
+
+def test_prepare_device_turns_deterministic_kernels_on_or_off():
+    import torch
+
+    from minimalrl.policy import prepare_device
+    from minimalrl.train.config import TrainConfig
+
+    try:
+        prepare_device(TrainConfig(deterministic=False))
+        assert not torch.are_deterministic_algorithms_enabled()
+        prepare_device(TrainConfig())
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert not torch.utils.deterministic.fill_uninitialized_memory  # no pass over buffers
+    finally:
+        prepare_device(TrainConfig())

@@ -83,7 +83,7 @@ def test_a_user_reward_plugs_in_from_the_config(user_module):
     [
         ("no_such_package.rewards:fn", "cannot import no_such_package.rewards: ModuleNotFound"),
         ("my_rewards:missing", "my_rewards has no function 'missing'"),
-        ("my_rewards", "expected 'math' or 'package.module:function'"),
+        ("my_rewards", "expected 'math', 'random' or 'package.module:function'"),
     ],
 )
 def test_a_reward_that_does_not_load_is_refused_with_the_config(user_module, path, message):

@@ -16,6 +16,7 @@ contradicted when the whole interval disagrees, and is inconclusive otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,8 +40,9 @@ class Finding:
     claim: str
     """greater (effect > 0), less (< 0), equivalent (|effect| < margin), at_least (>= margin)."""
     measure: str = "after"
-    """Which score: "after" (final held-out score per problem), "early" (the first in-training
-    held-out accuracy), "entropy" (final rollout entropy, one number per run)."""
+    """Which score: "after" (final held-out avg@n per problem), "early" (mean training accuracy
+    over the first quarter of the iterations, one number per run: the paper's Figure 1 reward
+    curves), "entropy" (mean rollout entropy over the last quarter, one number per run)."""
     base: str | None = None
     margin: float = 0.0
 
@@ -106,6 +108,32 @@ def _check_scores(name: str, scores_SN: np.ndarray, like: np.ndarray | None) -> 
     return scores_SN
 
 
+def _resampler(
+    num_seeds: int, num_problems: int, *, draws: int, seed: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """x_SN -> (draws,) means of x over resampled seeds × resampled problems, the same draws for
+    every table passed (so contrasts stay paired)."""
+    rng = np.random.default_rng(seed)
+    rows_DS = rng.integers(0, num_seeds, size=(draws, num_seeds))
+    cols_DN = rng.integers(0, num_problems, size=(draws, num_problems))
+    # mean over the resampled (seed, problem) grid = mean over rows of the resampled columns
+    # (a product of two index draws), computed as one weighted sum per draw.
+    seed_w_DS = np.stack([np.bincount(r, minlength=num_seeds) for r in rows_DS]) / num_seeds
+    prob_w_DN = np.stack([np.bincount(c, minlength=num_problems) for c in cols_DN]) / num_problems
+    return lambda x_SN: np.einsum("ds,sn,dn->d", seed_w_DS, x_SN, prob_w_DN)
+
+
+def bootstrap_mean(
+    x_SN: np.ndarray, *, draws: int = 4000, seed: int = 0
+) -> tuple[float, tuple[float, float]]:
+    """Mean of a (seeds, problems) table of scores and its 95% interval, resampling seeds and
+    problems as `bootstrap_effect` does."""
+    x_SN = _check_scores("x", x_SN, None)
+    boot_D = _resampler(*x_SN.shape, draws=draws, seed=seed)(x_SN)
+    lo, hi = np.percentile(boot_D, [2.5, 97.5])
+    return float(x_SN.mean()), (float(lo), float(hi))
+
+
 def bootstrap_effect(
     a_SN: np.ndarray,
     b_SN: np.ndarray,
@@ -124,17 +152,7 @@ def bootstrap_effect(
     a_SN = _check_scores("a", a_SN, None)
     b_SN = _check_scores("b", b_SN, a_SN)
     base = None if base_SN is None else _check_scores("base", base_SN, a_SN)
-    num_seeds, num_problems = a_SN.shape
-    rng = np.random.default_rng(seed)
-    rows_DS = rng.integers(0, num_seeds, size=(draws, num_seeds))
-    cols_DN = rng.integers(0, num_problems, size=(draws, num_problems))
-    # mean over the resampled (seed, problem) grid = mean over rows of the resampled columns
-    # (a product of two index draws), computed as one weighted sum per draw.
-    seed_w_DS = np.stack([np.bincount(r, minlength=num_seeds) for r in rows_DS]) / num_seeds
-    prob_w_DN = np.stack([np.bincount(c, minlength=num_problems) for c in cols_DN]) / num_problems
-
-    def resampled_mean(x_SN: np.ndarray) -> np.ndarray:  # (draws,)
-        return np.einsum("ds,sn,dn->d", seed_w_DS, x_SN, prob_w_DN)
+    resampled_mean = _resampler(*a_SN.shape, draws=draws, seed=seed)
 
     if base is None:
         effect = float((a_SN - b_SN).mean())

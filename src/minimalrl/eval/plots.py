@@ -68,3 +68,54 @@ def plot_runs(run_dirs: list[Path], output: Path, *, prefix: str = "") -> list[P
         if path is not None:
             written.append(path)
     return written
+
+
+def plot_bands(
+    groups: dict[str, list[list[dict]]], key: str, ylabel: str, path: Path, title: str | None = None
+) -> Path | None:
+    """One PNG of `key` against iteration: per group (a run's seeds) the mean over its seeds as a
+    line and the lowest to highest seed as a band; None if no run has the metric."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    drawn = False
+    for label, seeds in groups.items():
+        by_iter: dict[int, list[float]] = {}
+        for records in seeds:
+            for x, y in zip(*series(records, key)):
+                by_iter.setdefault(x, []).append(y)
+        if not by_iter:
+            continue
+        xs = sorted(by_iter)
+        mean = [sum(by_iter[x]) / len(by_iter[x]) for x in xs]
+        (line,) = ax.plot(xs, mean, label=f"{label} ({len(seeds)} seed{'s' * (len(seeds) > 1)})")
+        if len(seeds) > 1:
+            lo = [min(by_iter[x]) for x in xs]
+            hi = [max(by_iter[x]) for x in xs]
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or ylabel, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_histogram(counts: list[int], n: int, path: Path, title: str) -> Path:
+    """Bar chart of how many problems have 0..n correct samples out of n."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bins = [sum(1 for c in counts if c == j) / max(1, len(counts)) for j in range(n + 1)]
+    ax.bar([f"{j}/{n}" for j in range(n + 1)], bins, color="tab:blue")
+    ax.set_xlabel("correct samples of a problem")
+    ax.set_ylabel("fraction of problems")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

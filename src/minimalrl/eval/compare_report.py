@@ -1,0 +1,369 @@
+"""The report of a compare: OUTPUT/report.md, OUTPUT/summary.json and OUTPUT/figures/.
+
+Every number comes with a 95% interval from a bootstrap over seeds and held-out problems
+(`minimalrl.eval.findings`); the paper's findings get an effect, an interval and a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from minimalrl.eval.findings import (
+    FINDINGS,
+    Finding,
+    FindingResult,
+    bootstrap_effect,
+    bootstrap_mean,
+    group_regime,
+    verdict,
+)
+from minimalrl.eval.heldout import pass_at_k_table
+from minimalrl.eval.metrics import read_metrics
+from minimalrl.eval.plots import plot_bands, plot_histogram
+from minimalrl.output import write_text_atomic
+from minimalrl.train.config import TrainConfig
+
+CURVES = (
+    ("accuracy", "training accuracy (rollouts)"),
+    ("reward_mean", "mean training reward"),
+    ("entropy", "policy entropy (nats/token)"),
+    ("kl_to_init", "KL to the initial model"),
+    ("response_length", "response length (tokens)"),
+    ("prompts_kept", "fraction of prompts kept"),
+)
+# The paper's figure sets: which runs go on which figure.
+FIGURES = {
+    "main": ("raft", "raft++", "reinforce", "reinforce_rej", "grpo", "ppo", "iterative_dpo"),
+    "filters": (
+        "reinforce",
+        "reinforce_drop_all_wrong",
+        "reinforce_rej",
+        "reinforce_rej_std",
+        "grpo",
+    ),
+    "clip": ("raft", "raft++", "raft++_no_clip"),
+    "control": ("grpo", "grpo:random_reward"),
+}
+
+
+class Runs:
+    """The finished runs of a compare, by run name and seed, with their per-problem scores."""
+
+    def __init__(self, output: Path, results: list[dict], initial: dict):
+        self.output = output
+        self.initial = initial
+        self.n = int(initial["n"])
+        self.by_name: dict[str, dict[int, dict]] = {}
+        for r in results:
+            self.by_name.setdefault(r["run"], {})[int(r["seed"])] = r
+
+    def seeds(self, *names: str) -> list[int]:
+        """The seeds every one of `names` has finished (all seeds of "initial")."""
+        sets = [set(self.by_name[n]) for n in names if n != "initial"]
+        return sorted(set.intersection(*sets)) if sets else []
+
+    def table(self, name: str, seeds: list[int], score: str = "avg") -> np.ndarray:
+        """(seeds, problems) per-problem scores after training ("initial": before, repeated):
+        score = avg (avg@n), pass@K, or greedy."""
+        rows = [
+            self.initial if name == "initial" else self.by_name[name][s]["after"] for s in seeds
+        ]
+        if score == "greedy":
+            return np.array([r["greedy_correct"] for r in rows], dtype=np.float64)
+        counts = np.array([r["correct_counts"] for r in rows], dtype=np.float64)
+        if score == "avg":
+            return counts / self.n
+        return pass_at_k_table(counts, self.n, int(score.removeprefix("pass@")))
+
+    def curve_value(self, name: str, seed: int, key: str, part: str) -> float:
+        """Mean of a metric over the first ("early") or last ("late") quarter of iterations."""
+        records = [r for r in read_metrics(self.run_dir(name, seed)) if r.get(key) is not None]
+        q = max(1, len(records) // 4)
+        chosen = records[:q] if part == "early" else records[-q:]
+        return float(np.mean([r[key] for r in chosen]))
+
+    def run_dir(self, name: str, seed: int) -> Path:
+        return self.output / "runs" / f"{name.replace(':', '+')}_seed{seed}"
+
+    def measure(self, finding: Finding) -> FindingResult | None:
+        """A finding's effect on the seeds all its runs share; None when a run is missing."""
+        names = [finding.a, finding.b] + ([finding.base] if finding.base else [])
+        if any(n != "initial" and n not in self.by_name for n in names):
+            return None
+        seeds = self.seeds(*names)
+        if not seeds:
+            return None
+        if finding.measure == "after":
+            tables = [self.table(n, seeds) for n in names]
+        else:
+            key, part = {"early": ("accuracy", "early"), "entropy": ("entropy", "late")}[
+                finding.measure
+            ]
+            tables = [np.array([[self.curve_value(n, s, key, part)] for s in seeds]) for n in names]
+        effect, (lo, hi) = bootstrap_effect(*tables)
+        return FindingResult(
+            finding.name,
+            effect,
+            (lo, hi),
+            verdict(lo, hi, finding.claim, finding.margin),
+            seeds=len(seeds),
+            problems=tables[0].shape[1],
+        )
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _ci(mean: float, ci: tuple[float, float]) -> str:
+    return f"{_pct(mean)} [{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def _ks(n: int) -> list[int]:
+    return sorted({k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n} | {n})
+
+
+def _results_table(runs: Runs, names: list[str]) -> list[str]:
+    n, ks = runs.n, _ks(runs.n)
+    head = (
+        [
+            "run",
+            "seeds",
+            "optimizer steps",
+            f"avg@{n} (T={runs.initial['temperature']})",
+            "change vs initial",
+        ]
+        + [f"pass@{k}" for k in ks]
+        + ["greedy"]
+    )
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    init = [runs.table("initial", [0], "avg")]
+    cells = ["initial model", "-", "-", _ci(*bootstrap_mean(init[0])), "-"]
+    cells += [_pct(runs.initial["pass_at_k"][str(k)]) for k in ks]
+    cells += [_pct(runs.initial["greedy"]) if "greedy" in runs.initial else "-"]
+    lines.append("| " + " | ".join(cells) + " |")
+    for name in names:
+        seeds = runs.seeds(name)
+        if not seeds:
+            continue
+        steps = sorted({runs.by_name[name][s]["optimizer_steps"] for s in seeds})
+        after = runs.table(name, seeds)
+        change = bootstrap_effect(after, runs.table("initial", seeds))
+        cells = [
+            name,
+            str(len(seeds)),
+            "/".join(map(str, steps)),
+            _ci(*bootstrap_mean(after)),
+            f"{_points(change[0])} [{_points(change[1][0])}, {_points(change[1][1])}]",
+        ]
+        cells += [_ci(*bootstrap_mean(runs.table(name, seeds, f"pass@{k}"))) for k in ks]
+        has_greedy = all("greedy_correct" in runs.by_name[name][s]["after"] for s in seeds)
+        cells += [_ci(*bootstrap_mean(runs.table(name, seeds, "greedy"))) if has_greedy else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _findings(runs: Runs) -> tuple[list[str], list[dict]]:
+    lines = [
+        "| finding (the paper) | effect measured | effect | 95% interval | verdict | seeds |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    rows = []
+    for f in FINDINGS:
+        res = runs.measure(f)
+        what = _effect_words(f)
+        if res is None:
+            lines.append(f"| {f.statement} | {what} | - | - | not run | 0 |")
+            continue
+        lo, hi = res.ci95
+        fmt = _ratio if f.base else _points
+        interval = f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) else "undefined (b's gain ~ 0)"
+        lines.append(
+            f"| {f.statement} | {what} | {fmt(res.effect)} | {interval} | **{res.verdict}** | "
+            f"{res.seeds} |"
+        )
+        rows.append(
+            {
+                "name": f.name,
+                "statement": f.statement,
+                "effect": _finite(res.effect),
+                "ci95": [_finite(lo), _finite(hi)],
+                "verdict": res.verdict,
+                "seeds": res.seeds,
+                "problems": res.problems,
+                "measure": f.measure,
+                "a": f.a,
+                "b": f.b,
+                "base": f.base,
+                "claim": f.claim,
+                "margin": f.margin,
+            }
+        )
+    return lines, rows
+
+
+def _ratio(v: float) -> str:
+    return f"{v:+.2f}"
+
+
+def _points(v: float) -> str:
+    return f"{100 * v:+.1f}"
+
+
+def _effect_words(f: Finding) -> str:
+    unit = {
+        "after": "held-out avg@n (points)",
+        "early": "early training accuracy (points)",
+        "entropy": "late entropy (×100 nats)",
+    }[f.measure]
+    if f.base:
+        return (
+            f"({f.a} − {f.base}) / ({f.b} − {f.base}) on {unit.split(' (')[0]}; claim ≥ {f.margin}"
+        )
+    claim = {
+        "greater": "> 0",
+        "less": "< 0",
+        "equivalent": f"within ±{100 * f.margin:.0f}",
+        "at_least": f"≥ {f.margin}",
+    }[f.claim]
+    return f"{f.a} − {f.b}, {unit}; claim {claim}"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _figures(runs: Runs, names: list[str], fig_dir: Path) -> list[str]:
+    lines = []
+    sets = {"all": tuple(names), **FIGURES}
+    for set_name, members in sets.items():
+        groups = {
+            n: [read_metrics(runs.run_dir(n, s)) for s in runs.seeds(n)]
+            for n in names
+            if n in members and runs.seeds(n)
+        }
+        if len(groups) < 2 and set_name != "all":
+            continue
+        lines.append(f"\n### Curves: {set_name} (mean over seeds; band: lowest to highest seed)\n")
+        for key, label in CURVES:
+            path = plot_bands(
+                groups, key, label, fig_dir / f"{set_name}_{key}.png", title=f"{label} — {set_name}"
+            )
+            if path is not None:
+                lines.append(f"![{set_name} {key}](figures/{path.name})")
+    return lines
+
+
+def _regime(runs: Runs, fig_dir: Path) -> list[str]:
+    counts = runs.initial.get("train_temperature_counts")
+    if counts is None:
+        return []
+    n, t = runs.n, runs.initial["train_temperature"]
+    fr = group_regime(np.array(counts), n)
+    title = f"initial model, {len(counts)} held-out problems, {n} samples at T={t}"
+    plot_histogram(counts, n, fig_dir / "initial_regime.png", title)
+    ok = all(v >= 0.15 for v in fr.values())
+    return [
+        f"The initial model at the training temperature {t}, {n} samples on each of the "
+        f"{len(counts)} held-out problems: all correct {_pct(fr['all_correct'])}%, all wrong "
+        f"{_pct(fr['all_wrong'])}%, mixed {_pct(fr['mixed'])}% "
+        f"({'each ≥ 15%: the paper' if ok else 'not the paper'}'s regime). Mean accuracy "
+        f"{_pct(runs.initial['train_temperature_avg'])}%: the random-reward control's coin.",
+        "",
+        "![regime](figures/initial_regime.png)",
+    ]
+
+
+def write_report(
+    output: Path,
+    base: TrainConfig,
+    specs: list,
+    seeds: list[int],
+    initial: dict,
+    results: list[dict],
+) -> Path:
+    """OUTPUT/report.md, summary.json and figures/ from the finished runs."""
+    runs = Runs(output, results, initial)
+    names = [s.name for s in specs]
+    fig_dir = output / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    steps = sorted({r["optimizer_steps"] for r in results})
+    finding_lines, finding_rows = _findings(runs)
+    settings = initial["settings"]
+    lines = [
+        "# minimalrl compare",
+        "",
+        f"Initial model `{initial['model']}` (weights sha256 {initial['model_sha256'][:12]}), "
+        f"training data `{base.train_data}`, seeds {seeds}; every run: {base.iterations} "
+        f"iterations × {base.prompts_per_iteration} prompts × {base.samples_per_prompt} samples "
+        f"at T={base.temperature}, ≤ {base.max_new_tokens} new tokens, lr {base.lr}, minibatch "
+        f"{base.minibatch_size}, filtered responses: {base.filtered}.",
+        f"Budget: optimizer steps per run {'all equal, ' if len(steps) == 1 else 'NOT equal: '}"
+        f"{'/'.join(map(str, steps)) or '-'} (an iteration whose prompts are all filtered takes "
+        "no step).",
+        f"Held-out: {initial['problems']} problems of `{settings['data']}`, {runs.n} samples each "
+        f"at T={settings['temperature']} (avg@{runs.n}, unbiased pass@k)"
+        + (", and greedy" if settings["greedy"] else "")
+        + ". Intervals: 95%, bootstrap over "
+        "seeds and problems (both resampled, pairs kept).",
+        "",
+        "## Regime",
+        "",
+        *_regime(runs, fig_dir),
+        "",
+        "## Results",
+        "",
+        *_results_table(runs, names),
+        "",
+        "## The paper's findings at this scale",
+        "",
+        *finding_lines,
+        "",
+        "## Curves",
+        *_figures(runs, names, fig_dir),
+        "",
+    ]
+    path = output / "report.md"
+    write_text_atomic(path, "\n".join(lines))
+    write_text_atomic(
+        output / "summary.json", json.dumps(_summary(runs, results, finding_rows), indent=1) + "\n"
+    )
+    return path
+
+
+def _summary(runs: Runs, results: list[dict], findings: list[dict]) -> dict:
+    init = runs.initial
+    return {
+        "eval": {
+            "problems": init["problems"],
+            "k": runs.n,
+            "temperature": init["temperature"],
+            "data": init["settings"]["data"],
+        },
+        "initial": {
+            "model": init["model"],
+            "model_sha256": init["model_sha256"],
+            "avg_at_k": init["avg_at_n"],
+            "pass_at_k": init["pass_at_k"],
+            "greedy": init.get("greedy"),
+            "train_temperature_avg": init.get("train_temperature_avg"),
+        },
+        "runs": [
+            {
+                "algo": r["algo"],
+                "seed": r["seed"],
+                "iterations": r["iterations"],
+                "optimizer_steps": r["optimizer_steps"],
+                "control": r["control"],
+                "avg_at_k": {"before": init["avg_at_n"], "after": r["after"]["avg_at_n"]},
+                "pass_at_k": {"before": init["pass_at_k"], "after": r["after"]["pass_at_k"]},
+                "greedy": {"before": init.get("greedy"), "after": r["after"].get("greedy")},
+            }
+            for r in results
+        ],
+        "findings": findings,
+    }
