@@ -8,6 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no screen needed
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from minimalrl.eval.metrics import read_metrics
 
@@ -44,14 +46,21 @@ def plot_metric(
         if xs:
             ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, ms=3, label=label)
             drawn = True
+    return _finish(fig, ax, drawn, ylabel, path, title or ylabel, legend_size=8)
+
+
+def _finish(
+    fig: Figure, ax: Axes, drawn: bool, ylabel: str, path: Path, title: str, legend_size: int
+) -> Path | None:
+    """Label, save and close an iteration plot; None (nothing saved) when nothing was drawn."""
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
-    ax.set_title(title or ylabel)
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -92,18 +101,7 @@ def plot_bands(
             hi = [max(by_iter[x]) for x in xs]
             ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
         drawn = True
-    if not drawn:
-        plt.close(fig)
-        return None
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title or ylabel, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, drawn, ylabel, path, title or ylabel, legend_size=7)
 
 
 def plot_histogram(counts: list[int], n: int, path: Path, title: str) -> Path:
