@@ -141,10 +141,10 @@ def _results_table(runs: Runs, names: list[str]) -> list[str]:
         + ["greedy"]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    init = [runs.table("initial", [0], "avg")]
-    cells = ["initial model", "-", "-", _ci(*bootstrap_mean(init[0])), "-"]
-    cells += [_pct(runs.initial["pass_at_k"][str(k)]) for k in ks]
-    cells += [_pct(runs.initial["greedy"]) if "greedy" in runs.initial else "-"]
+    cells = ["initial model", "-", "-", _ci(*bootstrap_mean(runs.table("initial", [0]))), "-"]
+    cells += [_ci(*bootstrap_mean(runs.table("initial", [0], f"pass@{k}"))) for k in ks]
+    has_greedy = "greedy_correct" in runs.initial
+    cells += [_ci(*bootstrap_mean(runs.table("initial", [0], "greedy"))) if has_greedy else "-"]
     lines.append("| " + " | ".join(cells) + " |")
     for name in names:
         seeds = runs.seeds(name)
@@ -180,7 +180,7 @@ def _findings(runs: Runs) -> tuple[list[str], list[dict]]:
             lines.append(f"| {f.statement} | {what} | - | - | not run | 0 |")
             continue
         lo, hi = res.ci95
-        fmt = _ratio if f.base else _points
+        fmt = _ratio if f.base else _nats if f.measure == "entropy" else _points
         interval = f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) else "undefined (b's gain ~ 0)"
         lines.append(
             f"| {f.statement} | {what} | {fmt(res.effect)} | {interval} | **{res.verdict}** | "
@@ -210,6 +210,10 @@ def _ratio(v: float) -> str:
     return f"{v:+.2f}"
 
 
+def _nats(v: float) -> str:
+    return f"{v:+.3f}"
+
+
 def _points(v: float) -> str:
     return f"{100 * v:+.1f}"
 
@@ -218,7 +222,7 @@ def _effect_words(f: Finding) -> str:
     unit = {
         "after": "held-out avg@n (points)",
         "early": "early training accuracy (points)",
-        "entropy": "late entropy (×100 nats)",
+        "entropy": "late entropy (nats)",
     }[f.measure]
     if f.base:
         return (
@@ -310,6 +314,7 @@ def write_report(
         + (", and greedy" if settings["greedy"] else "")
         + ". Intervals: 95%, bootstrap over "
         "seeds and problems (both resampled, pairs kept).",
+        _costs(runs, results),
         "",
         "## Regime",
         "",
@@ -333,6 +338,26 @@ def write_report(
         output / "summary.json", json.dumps(_summary(runs, results, finding_rows), indent=1) + "\n"
     )
     return path
+
+
+def _costs(runs: Runs, results: list[dict]) -> str:
+    """What training and scoring cost per run (evaluation should not cost more than training)."""
+    if not results:
+        return "No run has finished yet."
+    train_s = [
+        sum(m.get("rollout_seconds", 0) + m.get("update_seconds", 0)
+            for m in read_metrics(runs.run_dir(r["run"], r["seed"])))
+        for r in results
+    ]  # fmt: skip
+    eval_s = [r["after"]["seconds"] for r in results]
+    return (
+        f"Cost per run (mean of {len(results)}): training {np.mean(train_s) / 60:.1f} min, "
+        f"held-out scoring {np.mean(eval_s) / 60:.1f} min; the initial model was scored once "
+        f"({runs.initial['seconds'] / 60:.1f} min). Rerun one run from nothing: `minimalrl "
+        "compare --config CONFIG --algos RUN --seeds SEED --eval-n N --output NEW_DIR` with this "
+        "compare's config and settings; the same seed gives the same numbers on the same machine "
+        "(deterministic kernels)."
+    )
 
 
 def _summary(runs: Runs, results: list[dict], findings: list[dict]) -> dict:
