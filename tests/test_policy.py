@@ -190,3 +190,25 @@ def test_prepare_device_turns_deterministic_kernels_on_or_off():
         assert not torch.utils.deterministic.fill_uninitialized_memory  # no pass over buffers
     finally:
         prepare_device(TrainConfig())
+
+
+def test_indexing_backward_with_repeated_indices_repeats_to_the_bit():
+    """What made seeded runs drift: the CPU backward of `x[idx]` adds repeated indices with
+    atomic adds from several threads (tensors of >= 32768 elements). With the config's
+    deterministic kernels (the default) every call gives the same gradient."""
+    import torch
+
+    from minimalrl.policy import prepare_device
+    from minimalrl.train.config import TrainConfig
+
+    prepare_device(TrainConfig())
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 3, 60, 64, generator=gen, requires_grad=True)
+    g = torch.randn(64, 3, 60, 64, generator=gen)
+    idx = torch.arange(16).repeat(4)  # every row read 4 times, far apart: different threads
+    grads = []
+    for _ in range(20):
+        x.grad = None
+        (x[idx] * g).sum().backward()
+        grads.append(x.grad.clone())
+    assert all(torch.equal(grads[0], other) for other in grads[1:])

@@ -190,10 +190,13 @@ class TrainConfig:
     """Seed of data order, sampling and initialisation."""
     deterministic: bool = True
     """PyTorch's deterministic kernels (`torch.use_deterministic_algorithms`, warning where an op
-    has none). Without them, on this CPU two identical backward passes of the default model
-    differ in the last bits (265 of 272 gradient tensors), and two runs of one seed drift apart
-    from the third iteration, then in their samples (issue 19: one seed's final held-out
-    accuracy 30% in one run, 26% in the other). Cost: README "Speed"."""
+    has none). Without them the CPU backward of indexing (`index_put_` with accumulation) adds
+    with atomic float adds from several threads once a tensor has 32768 elements or more, so
+    repeated indices (a prompt's KV cache read by the packed rows of its n responses) sum in
+    thread order: two identical backward passes of the default model differ in the last bits
+    (265 of 272 gradient tensors), and two runs of one seed drifted apart from the third
+    iteration, then in their samples (issue 19: final held-out accuracy 30% in one, 26% in the
+    other). Cost: README "Reproducible runs"."""
     eval_every: int = 18
     """Evaluate every this many iterations (and before the first and after the last); 0 = off.
     The default evaluates before and after only: 200 problems take about 33 s here."""
