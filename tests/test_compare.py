@@ -33,7 +33,7 @@ def compare_argv(tiny_model_dir, toy_task, tmp_path):
     return argv, out
 
 
-def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv):
+def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv, capsys):
     argv, out = compare_argv
     assert main(argv) == 0
     report = (out / "report.md").read_text()
@@ -68,6 +68,12 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
     assert (out / "runs/raft_seed0/metrics.jsonl").stat().st_mtime == mtime
     assert (out / "summary.json").read_text() == before
     assert main([*argv, "--report-only"]) == 0
+    # A finished run made with another config is not reused silently.
+    assert main([*argv, "--set", "lr=0.02"]) == 2
+    assert (
+        "raft_seed0/final_eval.json: this run finished with another config (lr: 0.01 there, "
+        "0.02 here)" in capsys.readouterr().err
+    )
 
 
 def test_compare_refuses_results_of_another_initial_model(compare_argv, capsys):

@@ -167,9 +167,18 @@ def run_one(
 
     run_dir = output / "runs" / spec.dir_name(seed)
     done = run_dir / "final_eval.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     cfg = spec.config(base, seed, initial["train_temperature_avg"])
+    if done.is_file():
+        result = json.loads(done.read_text())
+        now = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved JSON has them
+        changed = sorted(k for k, v in now.items() if result["config"].get(k, v) != v)
+        if changed:
+            raise ConfigError(
+                f"{done}: this run finished with another config ("
+                + ", ".join(f"{k}: {result['config'][k]!r} there, {now[k]!r} here" for k in changed)
+                + "): use another --output, or delete the run to redo it"
+            )
+        return result
     train(cfg, run_dir, resume="auto", progress=progress)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None or ckpt.name != f"iter_{cfg.iterations:06d}":
