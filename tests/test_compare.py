@@ -68,6 +68,11 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
     assert (out / "runs/raft_seed0/metrics.jsonl").stat().st_mtime == mtime
     assert (out / "summary.json").read_text() == before
     assert main([*argv, "--report-only"]) == 0
+    # A report while some runs have not finished (the grid still going): they are left out.
+    rest = [*argv, "--report-only"]
+    rest[rest.index("raft,grpo,grpo:random_reward")] = "raft,grpo,ppo,grpo:random_reward"
+    assert main(rest) == 0
+    assert "| ppo |" not in (out / "report.md").read_text()
     # A finished run made with another config is not reused silently.
     assert main([*argv, "--set", "lr=0.02"]) == 2
     assert (

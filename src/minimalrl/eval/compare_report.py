@@ -63,7 +63,7 @@ class Runs:
 
     def seeds(self, *names: str) -> list[int]:
         """The seeds every one of `names` has finished (all seeds of "initial")."""
-        sets = [set(self.by_name[n]) for n in names if n != "initial"]
+        sets = [set(self.by_name.get(n, {})) for n in names if n != "initial"]
         return sorted(set.intersection(*sets)) if sets else []
 
     def table(self, name: str, seeds: list[int], score: str = "avg") -> np.ndarray:
