@@ -155,3 +155,24 @@ def test_bootstrap_mean_interval_covers_the_mean_and_shrinks_with_problems():
     # A constant table has no spread.
     mean, (lo, hi) = bootstrap_mean(np.full((2, 5), 0.25))
     assert mean == 0.25 and lo == pytest.approx(0.25, abs=1e-15) and hi == pytest.approx(0.25)
+
+
+def test_a_per_run_finding_on_one_seed_has_no_interval_and_no_verdict(tmp_path):
+    from minimalrl.eval.compare_report import Runs
+    from minimalrl.eval.findings import FINDINGS
+
+    initial = {"n": 2, "correct_counts": [0, 1, 2]}
+    results = []
+    for name, entropy in (("raft++", 0.1), ("grpo", 0.5)):
+        run = tmp_path / "runs" / f"{name}_seed0"
+        run.mkdir(parents=True)
+        rows = [{"iteration": i, "accuracy": 0.5, "entropy": entropy} for i in range(1, 5)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        results.append({"run": name, "seed": 0, "after": {"correct_counts": [1, 1, 2]}})
+    runs = Runs(tmp_path, results, initial)
+    collapse = next(f for f in FINDINGS if f.name == "raft++_entropy_collapses")
+    res = runs.measure(collapse)
+    assert res.effect == pytest.approx(-0.4) and res.seeds == 1
+    assert res.ci95 == (-np.inf, np.inf) and res.verdict == "inconclusive"
+    overtakes = next(f for f in FINDINGS if f.name == "grpo_overtakes_raft++")
+    assert runs.measure(overtakes).ci95 == (0.0, 0.0)  # per problem: the held-out set resampled

@@ -105,6 +105,9 @@ class Runs:
             ]
             tables = [np.array([[self.curve_value(n, s, key, part)] for s in seeds]) for n in names]
         effect, (lo, hi) = bootstrap_effect(*tables)
+        if len(seeds) < 2 and tables[0].shape[1] == 1:
+            # One number per run and one run per algorithm: nothing to resample, no interval.
+            lo, hi = -np.inf, np.inf
         return FindingResult(
             finding.name,
             effect,
@@ -181,7 +184,7 @@ def _findings(runs: Runs) -> tuple[list[str], list[dict]]:
             continue
         lo, hi = res.ci95
         fmt = _ratio if f.base else _nats if f.measure == "entropy" else _points
-        interval = f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) else "undefined (b's gain ~ 0)"
+        interval = f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) else _no_interval(f, res)
         lines.append(
             f"| {f.statement} | {what} | {fmt(res.effect)} | {interval} | **{res.verdict}** | "
             f"{res.seeds} |"
@@ -204,6 +207,12 @@ def _findings(runs: Runs) -> tuple[list[str], list[dict]]:
             }
         )
     return lines, rows
+
+
+def _no_interval(f: Finding, res: FindingResult) -> str:
+    if f.measure != "after" and res.seeds < 2:
+        return "none (one run each)"
+    return "undefined (b's gain ~ 0)"
 
 
 def _ratio(v: float) -> str:
@@ -325,6 +334,11 @@ def write_report(
         *_results_table(runs, names),
         "",
         "## The paper's findings at this scale",
+        "",
+        "A verdict reads the interval only. With one seed an interval covers the held-out "
+        "problems (evaluation noise), not the spread between training runs, and a finding "
+        "measured by one number per run (early accuracy, entropy) has no interval at all: "
+        "verdicts on one seed are provisional.",
         "",
         *finding_lines,
         "",
