@@ -68,8 +68,10 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--config", help="YAML of TrainConfig fields shared by every run")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--eval-data", default="", help="held-out problems (default: eval_data)")
-    p.add_argument("--eval-n", type=int, default=4, help="samples per problem (avg@n, pass@k)")
+    p.add_argument("--eval-data", "--eval-benchmarks", default="",
+                   help="held-out problems (default: eval_data)")  # fmt: skip
+    p.add_argument("--eval-n", "--eval-k", type=int, default=4,
+                   help="samples per problem (avg@n, pass@k)")  # fmt: skip
     p.add_argument("--eval-temperature", type=float, default=1.0)
     p.add_argument("--eval-limit", type=int, default=None, help="first N held-out problems")
     p.add_argument("--eval-max-new-tokens", type=int, default=0)
@@ -92,6 +94,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     specs = [RunSpec.parse(a) for a in args.algos.split(",") if a.strip()]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     base = build_config(args.config, parse_assignments(args.set))
+    if ";" in args.eval_data:
+        raise ConfigError(f"--eval-data: one held-out set per compare, got {args.eval_data!r}")
     heldout = HeldOut(
         args.eval_data or base.eval_data,
         n=args.eval_n,
