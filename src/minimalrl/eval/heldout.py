@@ -120,10 +120,10 @@ def score_model(
         **summarise_counts(np.array(counts), heldout.n),
     }
     if heldout.greedy if greedy is None else greedy:
-        greedy = evaluate(
+        greedy_run = evaluate(
             loaded, tokenizer, problems, replace(base, k=1, temperature=0.0), progress=False
         )
-        out["greedy_correct"] = _per_problem(greedy.samples, problems)
+        out["greedy_correct"] = _per_problem(greedy_run.samples, problems)
         out["greedy"] = float(np.mean(out["greedy_correct"]))
     out["settings"] = asdict(heldout)
     out["seconds"] = time.perf_counter() - start
