@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from minimalrl.eval.heldout import HeldOut, model_fingerprint, score_model
@@ -126,11 +126,11 @@ def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     fingerprint = model_fingerprint(base.model)
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved["model_sha256"] != fingerprint or saved["settings"] != _settings(heldout):
+        if saved["model_sha256"] != fingerprint or saved["settings"] != asdict(heldout):
             raise ConfigError(
                 f"{path}: made from model {saved['model']} (sha256 {saved['model_sha256'][:12]}) "
                 f"with {saved['settings']}; this compare has {base.model} (sha256 "
-                f"{fingerprint[:12]}) with {_settings(heldout)}: use another --output"
+                f"{fingerprint[:12]}) with {asdict(heldout)}: use another --output"
             )
         return saved
     scores = score_model(base.model, base, heldout)
@@ -138,7 +138,6 @@ def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     scores.update(
         model=base.model,
         model_sha256=fingerprint,
-        settings=_settings(heldout),
         train_temperature=base.temperature,
         train_temperature_counts=at_train_t["correct_counts"],
         train_temperature_avg=at_train_t["avg_at_n"],
@@ -146,12 +145,6 @@ def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     output.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(scores) + "\n")
     return scores
-
-
-def _settings(heldout: HeldOut) -> dict:
-    from dataclasses import asdict
-
-    return asdict(heldout)
 
 
 def run_one(

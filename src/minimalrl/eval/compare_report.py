@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minimalrl.eval.compare import RunSpec
+from minimalrl.eval.evaluate import pass_ks
 from minimalrl.eval.findings import (
     FINDINGS,
     Finding,
@@ -19,7 +21,7 @@ from minimalrl.eval.findings import (
     bootstrap_effect,
     bootstrap_mean,
     group_regime,
-    verdict,
+    measure_finding,
 )
 from minimalrl.eval.heldout import pass_at_k_table
 from minimalrl.eval.metrics import read_metrics
@@ -58,6 +60,7 @@ class Runs:
         self.initial = initial
         self.n = int(initial["n"])
         self.by_name: dict[str, dict[int, dict]] = {}
+        self._metrics: dict[tuple[str, int], list[dict]] = {}
         for r in results:
             self.by_name.setdefault(r["run"], {})[int(r["seed"])] = r
 
@@ -79,15 +82,19 @@ class Runs:
             return counts / self.n
         return pass_at_k_table(counts, self.n, int(score.removeprefix("pass@")))
 
+    def metrics(self, name: str, seed: int) -> list[dict]:
+        """A run's metrics.jsonl records, read once."""
+        if (name, seed) not in self._metrics:
+            path = self.output / "runs" / RunSpec.parse(name).dir_name(seed)
+            self._metrics[name, seed] = read_metrics(path)
+        return self._metrics[name, seed]
+
     def curve_value(self, name: str, seed: int, key: str, part: str) -> float:
         """Mean of a metric over the first ("early") or last ("late") quarter of iterations."""
-        records = [r for r in read_metrics(self.run_dir(name, seed)) if r.get(key) is not None]
+        records = [r for r in self.metrics(name, seed) if r.get(key) is not None]
         q = max(1, len(records) // 4)
         chosen = records[:q] if part == "early" else records[-q:]
         return float(np.mean([r[key] for r in chosen]))
-
-    def run_dir(self, name: str, seed: int) -> Path:
-        return self.output / "runs" / f"{name.replace(':', '+')}_seed{seed}"
 
     def measure(self, finding: Finding) -> FindingResult | None:
         """A finding's effect on the seeds all its runs share; None when a run is missing."""
@@ -98,24 +105,15 @@ class Runs:
         if not seeds:
             return None
         if finding.measure == "after":
-            tables = [self.table(n, seeds) for n in names]
+            scores = {n: self.table(n, seeds) for n in names}
         else:
             key, part = {"early": ("accuracy", "early"), "entropy": ("entropy", "late")}[
                 finding.measure
             ]
-            tables = [np.array([[self.curve_value(n, s, key, part)] for s in seeds]) for n in names]
-        effect, (lo, hi) = bootstrap_effect(*tables)
-        if len(seeds) < 2 and tables[0].shape[1] == 1:
-            # One number per run and one run per algorithm: nothing to resample, no interval.
-            lo, hi = -np.inf, np.inf
-        return FindingResult(
-            finding.name,
-            effect,
-            (lo, hi),
-            verdict(lo, hi, finding.claim, finding.margin),
-            seeds=len(seeds),
-            problems=tables[0].shape[1],
-        )
+            scores = {
+                n: np.array([[self.curve_value(n, s, key, part)] for s in seeds]) for n in names
+            }
+        return measure_finding(finding, scores)
 
 
 def _pct(x: float) -> str:
@@ -126,12 +124,8 @@ def _ci(mean: float, ci: tuple[float, float]) -> str:
     return f"{_pct(mean)} [{_pct(ci[0])}, {_pct(ci[1])}]"
 
 
-def _ks(n: int) -> list[int]:
-    return sorted({k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n} | {n})
-
-
 def _results_table(runs: Runs, names: list[str]) -> list[str]:
-    n, ks = runs.n, _ks(runs.n)
+    n, ks = runs.n, pass_ks(runs.n)
     head = (
         [
             "run",
@@ -255,7 +249,7 @@ def _figures(runs: Runs, names: list[str], fig_dir: Path) -> list[str]:
     sets = {"all": tuple(names), **FIGURES}
     for set_name, members in sets.items():
         groups = {
-            n: [read_metrics(runs.run_dir(n, s)) for s in runs.seeds(n)]
+            n: [runs.metrics(n, s) for s in runs.seeds(n)]
             for n in names
             if n in members and runs.seeds(n)
         }
@@ -360,7 +354,7 @@ def _costs(runs: Runs, results: list[dict]) -> str:
         return "No run has finished yet."
     train_s = [
         sum(m.get("rollout_seconds", 0) + m.get("update_seconds", 0)
-            for m in read_metrics(runs.run_dir(r["run"], r["seed"])))
+            for m in runs.metrics(r["run"], r["seed"]))
         for r in results
     ]  # fmt: skip
     eval_s = [r["after"]["seconds"] for r in results]

@@ -45,6 +45,11 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
+def pass_ks(n: int) -> list[int]:
+    """The k of the pass@k reported from n samples: the powers of two up to n, and n."""
+    return sorted({2**i for i in range(n.bit_length()) if 2**i <= n} | {n})
+
+
 def majority_correct(answers: list[str | None], verdicts: list[bool]) -> bool:
     """Is the most frequent extracted answer (ties: the first seen) a correct one?"""
     votes = Counter(a.strip() for a in answers if a)
@@ -120,11 +125,8 @@ def _score_problem(problem: Problem, responses: list[str], verdicts: list[bool],
     answers = [extract_answer(r) for r in responses]
     c = sum(verdicts)
     row = {"accuracy": c / k, "maj": float(majority_correct(answers, verdicts))}
-    j = 1
-    while j <= k:
+    for j in pass_ks(k):
         row[f"pass@{j}"] = pass_at_k(k, c, j)
-        j *= 2
-    row[f"pass@{k}"] = pass_at_k(k, c, k)
     return row
 
 

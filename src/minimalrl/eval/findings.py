@@ -148,18 +148,22 @@ def bootstrap_effect(
     from the same seed and column i the same problem. Without a base the effect is the mean of
     a − b; with one, (mean a − mean base) / (mean b − mean base). A ratio whose denominator's
     interval includes 0 has no meaning: its interval is then (-inf, inf) (and the effect NaN
-    when the denominator is exactly 0)."""
+    when the denominator is exactly 0). A single (seed, problem) cell (one run per arm, one number
+    per run) has nothing to resample: its interval is (-inf, inf) too."""
     a_SN = _check_scores("a", a_SN, None)
     b_SN = _check_scores("b", b_SN, a_SN)
     base = None if base_SN is None else _check_scores("base", base_SN, a_SN)
-    resampled_mean = _resampler(*a_SN.shape, draws=draws, seed=seed)
-
     if base is None:
         effect = float((a_SN - b_SN).mean())
-        boot_D = resampled_mean(a_SN - b_SN)
     else:
         gain_b = b_SN.mean() - base.mean()
         effect = float((a_SN.mean() - base.mean()) / gain_b) if gain_b != 0 else float("nan")
+    if a_SN.shape == (1, 1):  # one number per arm (one run, one per-run value): no interval
+        return effect, (-np.inf, np.inf)
+    resampled_mean = _resampler(*a_SN.shape, draws=draws, seed=seed)
+    if base is None:
+        boot_D = resampled_mean(a_SN - b_SN)
+    else:
         denom_D = resampled_mean(b_SN - base)
         lo_d, hi_d = np.percentile(denom_D, [2.5, 97.5])
         if lo_d <= 0 <= hi_d:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minimalrl.eval.evaluate import pass_at_k
+from minimalrl.eval.evaluate import pass_at_k, pass_ks
 from minimalrl.train.config import TrainConfig
 
 
@@ -69,12 +69,13 @@ def model_fingerprint(model: str) -> str:
 
 
 def summarise_counts(counts_N: np.ndarray, n: int) -> dict:
-    """avg@n and pass@k (k = 1, 2, 4, ..., n) over problems from per-problem correct counts."""
+    """avg@n and pass@k (k in `pass_ks(n)`) over problems from per-problem correct counts."""
     counts = [int(c) for c in counts_N]
-    ks = sorted({k for k in (1, 2, 4, 8, 16, 32, 64) if k <= n} | {n})
     return {
         "avg_at_n": float(np.mean(counts) / n),
-        "pass_at_k": {str(k): float(np.mean([pass_at_k(n, c, k) for c in counts])) for k in ks},
+        "pass_at_k": {
+            str(k): float(np.mean([pass_at_k(n, c, k) for c in counts])) for k in pass_ks(n)
+        },
     }
 
 
