@@ -162,6 +162,38 @@ def test_sft_loss():
     assert sft_loss(logp, mask, "seq_mean_token_sum")[0].item() == pytest.approx(3.0)
 
 
+def test_sft_loss_weighs_by_the_advantage_and_counts_zeroed_rows():
+    """RAFT with filtered = zero: the wrong response stays in the batch with A = 0; its tokens
+    are in the token mean's denominator (2 + 1 + 2 = 5) but get no gradient."""
+    logp = torch.tensor([[-1.0, -2.0], [-3.0, -9.0], [-4.0, -5.0]], requires_grad=True)
+    mask = torch.tensor([[1, 1], [1, 0], [1, 1]])
+    adv = torch.tensor([[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
+    loss, _ = sft_loss(logp, mask, advantages_BT=adv)
+    assert loss.item() == pytest.approx((1 + 2 + 4 + 5) / 5)
+    loss.backward()
+    fifth = -1 / 5
+    expected = torch.tensor([[fifth, fifth], [0.0, 0.0], [fifth, fifth]])
+    torch.testing.assert_close(logp.grad, expected)
+    # All ones is the plain NLL, bit for bit (drop mode: every row in the batch is kept).
+    ones = sft_loss(logp, mask, advantages_BT=torch.ones(3, 2))[0]
+    assert ones.item() == sft_loss(logp, mask)[0].item()
+
+
+def test_raft_zero_has_raft_pp_first_step_gradient():
+    """At the first (on-policy) step RAFT++'s ratio is 1: with the same 0/1 advantages and the same
+    denominator, RAFT's zeroed SFT loss has exactly its gradient."""
+    torch.manual_seed(0)
+    logp = torch.randn(3, 4).log_softmax(-1)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
+    adv = torch.tensor([1.0, 0.0, 1.0])[:, None].expand(3, 4)
+    grads = []
+    for name in ("sft", "clipped"):
+        x = logp.clone().requires_grad_(True)
+        POLICY_LOSSES[name](x, logp, adv, mask)[0].backward()
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_wild_padding_log_probs_give_finite_gradients():
     logp = torch.tensor([[-1.0, 500.0]], requires_grad=True)
     old = torch.tensor([[-1.2, -500.0]])

@@ -75,7 +75,8 @@ def test_records_match_the_paper():
     assert (dpo.loss, dpo.needs_pairs, dpo.needs_reference) == (POLICY_LOSSES["dpo"], True, True)
     grpo = get_algorithm("grpo")
     assert (grpo.keep, grpo.advantage) == (keep_all, mean_std_normalised)
-    assert not get_algorithm("raft").reads_advantages and grpo.reads_advantages
+    assert get_algorithm("raft").reads_advantages and grpo.reads_advantages  # RAFT: A = 1 kept
+    assert not get_algorithm("iterative_dpo").reads_advantages
     assert get_algorithm("grpo").min_group_size == 2
     assert get_algorithm("reinforce_rej").min_group_size == 2
     assert get_algorithm("reinforce").min_group_size == 1

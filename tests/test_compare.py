@@ -27,8 +27,9 @@ def compare_argv(tiny_model_dir, toy_task, tmp_path):
         "temperature: 1.0\n"
     )
     out = tmp_path / "cmp"
-    argv = ["compare", "--algos", "raft,grpo,grpo:random_reward", "--seeds", "0,1",
-            "--config", str(cfg), "--eval-n", "2", "--eval-limit", "8", "--output", str(out),
+    algos = "raft,grpo,grpo:random_reward,raft:filtered=zero"
+    argv = ["compare", "--algos", algos, "--seeds", "0,1", "--config", str(cfg),
+            "--eval-n", "2", "--eval-limit", "8", "--output", str(out),
             "--no-progress"]  # fmt: skip
     return argv, out
 
@@ -45,10 +46,15 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval"]["problems"] == 8 and summary["eval"]["k"] == 2
     runs = summary["runs"]
-    assert [(r["algo"], r["seed"], r["control"]) for r in runs] == [
-        ("raft", 0, None), ("grpo", 0, None), ("grpo", 0, "random_reward"),
-        ("raft", 1, None), ("grpo", 1, None), ("grpo", 1, "random_reward"),
+    assert [(r["algo"], r["seed"], r["control"], r["settings"]) for r in runs] == [
+        ("raft", 0, None, {}), ("grpo", 0, None, {}), ("grpo", 0, "random_reward", {}),
+        ("raft", 0, None, {"filtered": "zero"}),
+        ("raft", 1, None, {}), ("grpo", 1, None, {}), ("grpo", 1, "random_reward", {}),
+        ("raft", 1, None, {"filtered": "zero"}),
     ]  # fmt: skip
+    assert "| raft:filtered=zero |" in report
+    zeroed = json.loads((out / "runs/raft+filtered=zero_seed0/final_eval.json").read_text())
+    assert zeroed["config"]["filtered"] == "zero"
     assert all(r["iterations"] == 2 and r["optimizer_steps"] == 2 for r in runs)
     assert set(runs[0]["pass_at_k"]["after"]) == {"1", "2"}
     names = {f["name"] for f in summary["findings"]}
@@ -70,7 +76,7 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
     assert main([*argv, "--report-only"]) == 0
     # A report while some runs have not finished (the grid still going): they are left out.
     rest = [*argv, "--report-only"]
-    rest[rest.index("raft,grpo,grpo:random_reward")] = "raft,grpo,ppo,grpo:random_reward"
+    rest[rest.index(argv[2])] = "raft,grpo,ppo,grpo:random_reward"
     assert main(rest) == 0
     assert "| ppo |" not in (out / "report.md").read_text()
     # A finished run made with another config is not reused silently.
@@ -106,6 +112,30 @@ def test_run_spec_sets_the_control_reward():
     assert (cfg.algo, cfg.seed, cfg.reward, cfg.random_reward_p) == ("grpo", 3, "random", 0.25)
     plain = RunSpec.parse("raft").config(TrainConfig(), seed=1, control_p=0.25)
     assert plain.reward == "math"
+
+
+def test_run_spec_settings_of_its_own():
+    spec = RunSpec.parse("reinforce_rej:filtered=drop")
+    assert spec.name == "reinforce_rej:filtered=drop"
+    assert spec.dir_name(0) == "reinforce_rej+filtered=drop_seed0"
+    base = TrainConfig(filtered="zero", lr=1e-5)
+    cfg = spec.config(base, seed=1, control_p=0.5)
+    assert (cfg.algo, cfg.seed, cfg.filtered, cfg.lr) == ("reinforce_rej", 1, "drop", 1e-5)
+    both = RunSpec.parse("grpo:random_reward:lr=2e-6")
+    assert both.name == "grpo:random_reward:lr=2e-6"
+    cfg = both.config(base, seed=0, control_p=0.3)
+    assert (cfg.reward, cfg.lr, cfg.random_reward_p) == ("random", 2e-6, 0.3)
+    assert RunSpec.parse(both.name) == both  # a report finds the run's folder from its name
+    for bad, message in (
+        ("grpo:lrr=1", "run 'grpo:lrr=1': unknown config key 'lrr'; did you mean 'lr'"),
+        ("grpo:seed=3", r"\['seed'\] come from --algos and --seeds"),
+        ("grpo:coin", "'coin' is neither a control"),
+        ("grpo:lr=fast", "lr: cannot read 'fast'"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            RunSpec.parse(bad)
+    with pytest.raises(ConfigError, match="filtered must be one of"):
+        RunSpec.parse("grpo:filtered=sometimes").config(base, seed=0, control_p=0.5)
 
 
 def test_random_reward_ignores_correctness_and_is_fixed_by_its_inputs():

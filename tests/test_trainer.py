@@ -312,6 +312,7 @@ NARROW = {"rollout_correction_min": 0.999, "rollout_correction_max": 1.001}
         ("gspo", {}, ("loss", "clip_fraction")),  # seq_mean_token_mean
         ("cispo", {"loss_agg": "seq_mean_token_sum"}, ("loss", "clip_fraction")),
         ("reinforce_rej_zero", {}, ("loss",)),
+        ("raft", {"filtered": "zero"}, ("loss", "nll")),  # wrong responses in the denominator
         # Rollout correction on bf16 samples (bands this narrow act on the tiny model's gap).
         ("grpo", {**BF16, "rollout_correction": "tis", "rollout_correction_cap": 1.001},
          ("loss", "clip_fraction", "tis_weight_mean", "tis_capped")),

@@ -16,11 +16,14 @@ if [ ! -f runs/warm_start/checkpoints/iter_000018/policy/config.json ]; then
 fi
 OUT=experiments/compare/results
 CORE="grpo,raft,raft++,reinforce,reinforce_rej,reinforce_drop_all_wrong,grpo:random_reward"
-EXTRA="raft++_no_clip,reinforce_rej_std,ppo,iterative_dpo,dr_grpo"
+EXTRA="raft++_no_clip,reinforce_rej_std,ppo,iterative_dpo:filtered=drop,dr_grpo"
+# The drop-vs-zero ablation (seed 0): filtered responses dropped, as the grid ran first.
+DROP="raft:filtered=drop,raft++:filtered=drop,reinforce_rej:filtered=drop"
+DROP="$DROP,reinforce_drop_all_wrong:filtered=drop,grpo:filtered=drop,reinforce:filtered=drop"
 compare() { .venv/bin/minimalrl compare --config experiments/compare/config.yaml --eval-n 4 \
   --output "$OUT" --no-progress "$@"; }
 for seed in 0 1 2; do
   compare --algos "$CORE" --seeds "$seed"
 done
-compare --algos "$EXTRA" --seeds 0
-compare --algos "$CORE,$EXTRA" --seeds 0,1,2 --report-only
+compare --algos "$EXTRA,$DROP" --seeds 0
+compare --algos "$CORE,$EXTRA,$DROP" --seeds 0,1,2 --report-only

@@ -58,8 +58,8 @@ def check_axes(name: str, alg: Algorithm, values: Mapping[str, object]) -> None:
     loss = values["policy_loss"]
     if loss is not None and loss not in RATIO_LOSSES:
         raise ValueError(f"policy_loss must be one of {RATIO_LOSSES} or None, got {loss!r}")
-    if loss is not None and not alg.reads_advantages:
-        raise ValueError(f"policy_loss: {name} trains without advantages (SFT or DPO)")
+    if loss is not None and not _has_ratio(alg):
+        raise ValueError(f"policy_loss: {name} trains without a π_old ratio (SFT or DPO)")
     if (values["advantage_baseline"], values["advantage_scale"]) != (None, None) and (
         alg.needs_critic or not alg.reads_advantages or not hasattr(alg.advantage, "baseline")
     ):
@@ -86,6 +86,11 @@ def check_axes(name: str, alg: Algorithm, values: Mapping[str, object]) -> None:
             raise ValueError(f"{field} must be >= {least}, got {values[field]}")
 
 
+def _has_ratio(alg: Algorithm) -> bool:
+    """The loss weighs tokens through π_θ/π_old (not SFT; not DPO, whose π_old is a reference)."""
+    return "old_logp_BT" in alg.loss.reads and not alg.needs_pairs  # type: ignore[attr-defined]
+
+
 def _check_rollout_correction(name: str, alg: Algorithm, values: Mapping[str, object]) -> None:
     """A correction needs a loss that weighs tokens through π_old (not SFT, not DPO's pairs); a
     token-level one cannot weigh GSPO's single ratio per response."""
@@ -107,7 +112,7 @@ def _check_rollout_correction(name: str, alg: Algorithm, values: Mapping[str, ob
         )
     if correction == "none":
         return
-    if not alg.reads_advantages:
+    if not _has_ratio(alg):
         raise ValueError(
             f"rollout_correction = {correction}: {name}'s loss (SFT or DPO) has no π_old ratio "
             "to correct"

@@ -238,14 +238,19 @@ def sft_loss(
     mask_BT: Tensor,
     agg: str = "token_mean",
     *,
+    advantages_BT: Tensor | None = None,
     num_tokens: float | None = None,
     num_seqs: float | None = None,
     max_len: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """NLL −agg(log π) (SFT).
+    """NLL −agg(A·log π) (SFT).
 
-    −agg(log π_θ(a_t)): RAFT's plain SFT on the kept responses. Metrics: `nll`."""
-    loss = -aggregate(logp_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
+    −agg(A_t·log π_θ(a_t)): RAFT's plain SFT on the kept responses. RAFT's advantage is 1 on every
+    kept response, so this is the plain NLL; a response filtered out but left in the batch
+    (`filtered = zero`) has A = 0: no gradient, its tokens still in the normaliser, as with every
+    other algorithm's zeroed responses. `advantages_BT` None: all 1. Metrics: `nll`."""
+    weighted_BT = logp_BT if advantages_BT is None else advantages_BT.detach() * logp_BT
+    loss = -aggregate(weighted_BT, mask_BT, agg, **_counts(num_tokens, num_seqs, max_len))
     return loss, {"nll": loss.detach()}
 
 

@@ -7,7 +7,7 @@
     )
 
 Each loss is a pure function that names, as parameters, the tensors and settings it reads (see
-its signature): `sft_loss` reads no π_old, no advantages and no clip settings; `dpo_policy_loss`
+its signature): `sft_loss` reads no π_old and no clip settings; `dpo_policy_loss`
 reads `old_logp_BT` as the reference's log-probs and expects K chosen rows then their K rejected
 rows. `with_common_signature` hands each loss what it names and drops the rest, so no loss needs
 an adapter; a setting no loss knows (a typo) is a TypeError.
@@ -63,7 +63,7 @@ POLICY_LOSSES: dict[str, PolicyLossFn] = {
     for name, fn in {
         "clipped": clipped_policy_loss,  # −agg(min(s·A, clip(s)·A))
         "is_no_clip": is_policy_loss,  # −agg(s·A)
-        "sft": sft_loss,  # −agg(log π_θ)
+        "sft": sft_loss,  # −agg(A·log π_θ), A = 1 on kept responses
         "dpo": dpo_policy_loss,  # −log σ(β·margin), mean over pairs
         "cispo": cispo_loss,  # −agg(sg(clip(s))·A·log π)
         "gspo": gspo_loss,  # −agg(min(s_i·A, clip(s_i)·A)), s_i per sequence

@@ -81,7 +81,8 @@ class Algorithm:
 
     @property
     def reads_advantages(self) -> bool:
-        """Whether the loss weighs tokens by their advantage (not SFT, not DPO)."""
+        """Whether the loss weighs tokens by their advantage (not DPO; RAFT's SFT weighs by its
+        advantage, 1 on kept responses and 0 on those a zeroing filter leaves in the batch)."""
         return "advantages_BT" in self.loss.reads  # type: ignore[attr-defined]
 
 

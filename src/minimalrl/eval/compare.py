@@ -6,8 +6,9 @@ OUTPUT holds:
   runs/{run}_seed{s}/        one training run each: metrics.jsonl, tensorboard/, final_eval.json
   report.md, summary.json, figures/   (`minimalrl.eval.compare_report`)
 
-A run is an algorithm name, or `ALGO:random_reward`: the control, the same algorithm trained on a
-coin with the initial model's accuracy as its mean (`reward: random`). A finished run
+A run is an algorithm name, then optionally `:random_reward` (the control: the same algorithm
+trained on a coin with the initial model's accuracy as its mean, `reward: random`) and `:KEY=VALUE`
+settings of its own (an ablation inside the grid: `reinforce_rej:filtered=drop`). A finished run
 (final_eval.json) is skipped; an unfinished one resumes from its checkpoint, so the command can be
 killed and rerun. Runs go seed by seed (every run of seed 0 first), so a grid stopped midway has
 every algorithm at the first seeds. `--report-only` rewrites the report from the finished runs.
@@ -25,34 +26,50 @@ from minimalrl.eval.heldout import HeldOut, model_fingerprint, score_model
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.output import write_text_atomic
 from minimalrl.train.config import ConfigError, TrainConfig
-from minimalrl.train.config_file import build_config, parse_assignments
+from minimalrl.train.config_file import build_config, parse_assignments, typed_values
 
 CONTROLS = ("random_reward",)
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One line of a compare: an algorithm, optionally as a control."""
+    """One line of a compare: an algorithm, optionally as a control, with settings of its own."""
 
     algo: str
     control: str | None = None
+    settings: tuple[tuple[str, str], ...] = ()
+    """(field, value) pairs this run changes in the shared config, in the order written."""
 
     @classmethod
     def parse(cls, text: str) -> RunSpec:
-        algo, _, control = text.strip().partition(":")
-        if control and control not in CONTROLS:
-            raise ConfigError(f"run {text!r}: unknown control {control!r} (known: {CONTROLS})")
-        return cls(algo, control or None)
+        algo, *parts = (p.strip() for p in text.strip().split(":"))
+        control, settings = None, {}
+        for part in parts:
+            if "=" in part:
+                settings.update(parse_assignments([part]))
+            elif part in CONTROLS and control is None:
+                control = part
+            else:
+                raise ConfigError(
+                    f"run {text!r}: {part!r} is neither a control {CONTROLS} nor KEY=VALUE"
+                )
+        fixed = sorted(settings.keys() & {"algo", "seed"})
+        if fixed:
+            raise ConfigError(f"run {text!r}: {fixed} come from --algos and --seeds")
+        typed_values(settings, where=f"run {text!r}: ")  # an unknown field fails here, not later
+        return cls(algo, control, tuple(settings.items()))
 
     @property
     def name(self) -> str:
-        return f"{self.algo}:{self.control}" if self.control else self.algo
+        extra = [self.control] if self.control else []
+        return ":".join([self.algo, *extra, *(f"{k}={v}" for k, v in self.settings)])
 
     def dir_name(self, seed: int) -> str:
         return f"{self.name.replace(':', '+')}_seed{seed}"
 
     def config(self, base: TrainConfig, seed: int, control_p: float) -> TrainConfig:
-        cfg = base.replace(algo=self.algo, seed=seed)
+        own = typed_values(dict(self.settings), where=f"run {self.name!r}: ")
+        cfg = base.replace(algo=self.algo, seed=seed, **own)
         if self.control == "random_reward":
             cfg = cfg.replace(reward="random", random_reward_p=control_p)
         return cfg
@@ -63,7 +80,8 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--algos",
         required=True,
-        help="comma-separated runs: algorithm names; ALGO:random_reward is the control",
+        help="comma-separated runs: ALGO, ALGO:random_reward (the control), ALGO:KEY=VALUE "
+        "(a setting of that run's own)",
     )
     p.add_argument("--seeds", default="0", help="comma-separated seeds")
     p.add_argument("--config", help="YAML of TrainConfig fields shared by every run")
@@ -187,6 +205,7 @@ def run_one(
         "algo": spec.algo,
         "seed": seed,
         "control": spec.control,
+        "settings": dict(spec.settings),
         "iterations": len(records),
         "optimizer_steps": int(sum(r.get("update/optimizer_steps", 0) for r in records)),
         "config": cfg.to_dict(),

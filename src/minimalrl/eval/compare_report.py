@@ -49,6 +49,12 @@ FIGURES = {
     ),
     "clip": ("raft", "raft++", "raft++_no_clip"),
     "control": ("grpo", "grpo:random_reward"),
+    "drop_vs_zero": (
+        "reinforce_rej",
+        "reinforce_rej:filtered=drop",
+        "reinforce_drop_all_wrong",
+        "reinforce_drop_all_wrong:filtered=drop",
+    ),
 }
 
 
@@ -285,6 +291,26 @@ def _regime(runs: Runs, fig_dir: Path) -> list[str]:
     ]
 
 
+def _budget(results: list[dict]) -> str:
+    """Whether the runs took equal optimizer steps: those on the shared settings, then those
+    with settings of their own (an ablation such as `filtered=drop` may take fewer)."""
+
+    def steps(rs: list[dict]) -> str:
+        counts = sorted({r["optimizer_steps"] for r in rs})
+        equal = "all equal, " if len(counts) == 1 else "NOT equal: "
+        return equal + "/".join(map(str, counts))
+
+    shared = [r for r in results if not r.get("settings")]
+    own = [r for r in results if r.get("settings")]
+    line = f"Budget: optimizer steps per run {steps(shared) if shared else '-'}"
+    if own:
+        line += f"; runs with settings of their own {steps(own)}"
+    return line + (
+        " (filtered = zero: a filtered response stays in the batch with advantage 0, so every "
+        "iteration takes its steps; drop: an iteration whose prompts are all filtered takes none)."
+    )
+
+
 def write_report(
     output: Path,
     base: TrainConfig,
@@ -298,7 +324,6 @@ def write_report(
     names = [s.name for s in specs]
     fig_dir = output / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    steps = sorted({r["optimizer_steps"] for r in results})
     finding_lines, finding_rows = _findings(runs)
     settings = initial["settings"]
     lines = [
@@ -309,9 +334,7 @@ def write_report(
         f"iterations × {base.prompts_per_iteration} prompts × {base.samples_per_prompt} samples "
         f"at T={base.temperature}, ≤ {base.max_new_tokens} new tokens, lr {base.lr}, minibatch "
         f"{base.minibatch_size}, filtered responses: {base.filtered}.",
-        f"Budget: optimizer steps per run {'all equal, ' if len(steps) == 1 else 'NOT equal: '}"
-        f"{'/'.join(map(str, steps)) or '-'} (an iteration whose prompts are all filtered takes "
-        "no step).",
+        _budget(results),
         f"Held-out: {initial['problems']} problems of `{settings['data']}`, {runs.n} samples each "
         f"at T={settings['temperature']} (avg@{runs.n}, unbiased pass@k)"
         + (", and greedy" if settings["greedy"] else "")
@@ -387,11 +410,13 @@ def _summary(runs: Runs, results: list[dict], findings: list[dict]) -> dict:
         },
         "runs": [
             {
+                "run": r["run"],
                 "algo": r["algo"],
                 "seed": r["seed"],
                 "iterations": r["iterations"],
                 "optimizer_steps": r["optimizer_steps"],
                 "control": r["control"],
+                "settings": r.get("settings") or {},
                 "avg_at_k": {"before": init["avg_at_n"], "after": r["after"]["avg_at_n"]},
                 "pass_at_k": {"before": init["pass_at_k"], "after": r["after"]["pass_at_k"]},
                 "greedy": {"before": init.get("greedy"), "after": r["after"].get("greedy")},

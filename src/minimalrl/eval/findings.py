@@ -69,6 +69,9 @@ FINDINGS: tuple[Finding, ...] = (
             "reinforce_rej_std", "reinforce_rej", "equivalent", margin=0.03),
     Finding("real_reward_beats_random", "The real reward adds over a random-reward control",
             "grpo", "grpo:random_reward", "greater"),
+    # Not the paper's: its released code zeroes rejected prompts where the text drops them.
+    Finding("zero_matches_drop", "Zeroing Reinforce-Rej's rejected prompts matches dropping them",
+            "reinforce_rej", "reinforce_rej:filtered=drop", "equivalent", margin=0.03),
 )  # fmt: skip
 
 

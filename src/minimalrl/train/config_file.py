@@ -70,7 +70,6 @@ def build_config(
 ) -> TrainConfig:
     """TrainConfig from defaults, then a YAML file, then explicit overrides (later wins)."""
     values: dict[str, object] = {}
-    known = {f.name for f in fields(TrainConfig)}
     if file is not None:
         path = Path(file)
         if not path.is_file():
@@ -81,15 +80,19 @@ def build_config(
             raise ConfigError(f"{path}: not valid YAML: {err}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: expected a mapping of config keys")
-        for key, value in loaded.items():
-            if key not in known:
-                raise ConfigError(f"{path}: {unknown_key_message(key, known)}")
-            values[key] = _coerce(key, value)
-    for key, value in (overrides or {}).items():
-        if key not in known:
-            raise ConfigError(unknown_key_message(key, known))
-        values[key] = _coerce(key, value)
+        values.update(typed_values(loaded, where=f"{path}: "))
+    values.update(typed_values(overrides or {}))
     return TrainConfig(**values)  # type: ignore[arg-type]
+
+
+def typed_values(values: dict, where: str = "") -> dict[str, object]:
+    """Each value converted to its TrainConfig field's type; an unknown key is a ConfigError that
+    starts with `where` (the file, or the run, it came from)."""
+    known = {f.name for f in fields(TrainConfig)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{where}{unknown_key_message(key, known)}")
+    return {key: _coerce(key, value) for key, value in values.items()}
 
 
 def unknown_key_message(key: object, known: set[str]) -> str:
