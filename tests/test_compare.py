@@ -42,6 +42,9 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
         assert row in report
     assert "## The paper's findings at this scale" in report
     assert "all equal, 2" in report  # minibatch = the whole batch: one step per iteration
+    config = argv[argv.index("--config") + 1]
+    rerun = f"`minimalrl compare --config {config} --eval-n 2 --eval-limit 8 --algos RUN --seeds"
+    assert rerun in report
     assert "](figures/all_entropy.png)" in report and (out / "figures/initial_regime.png").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["eval"]["problems"] == 8 and summary["eval"]["k"] == 2

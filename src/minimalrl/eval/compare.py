@@ -131,9 +131,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         keep_checkpoints=args.keep_checkpoints,
         report_only=args.report_only,
+        rerun=rerun_command(args),
     )
     print(f"report: {report}")
     return 0
+
+
+def rerun_command(args: argparse.Namespace) -> str:
+    """This compare's command for one (RUN, SEED) into a NEW_DIR: the same config, settings and
+    held-out flags, so the run it makes is the one in the report."""
+    parts = ["minimalrl compare"] + ([f"--config {args.config}"] if args.config else [])
+    parts += [f"--set {item}" for item in args.set]
+    flags = (
+        ("--eval-data", args.eval_data, ""),
+        ("--eval-n", args.eval_n, None),
+        ("--eval-temperature", args.eval_temperature, 1.0),
+        ("--eval-limit", args.eval_limit, None),
+        ("--eval-max-new-tokens", args.eval_max_new_tokens, 0),
+    )
+    parts += [f"{flag} {value}" for flag, value, default in flags if value != default]
+    parts += ["--no-greedy"] if args.no_greedy else []
+    return " ".join([*parts, "--algos RUN --seeds SEED --output NEW_DIR"])
 
 
 def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
@@ -227,9 +245,11 @@ def compare(
     progress: bool = True,
     keep_checkpoints: bool = False,
     report_only: bool = False,
+    rerun: str | None = None,
 ) -> Path:
-    """Train and score every (run, seed), seed by seed, and write OUTPUT/report.md."""
-    from minimalrl.eval.compare_report import write_report
+    """Train and score every (run, seed), seed by seed, and write OUTPUT/report.md (`rerun`: the
+    command that reruns one of them, for the report)."""
+    from minimalrl.eval.compare_report import RERUN, write_report
 
     for spec in specs:  # fail fast on a bad name or group size, before hours of training
         spec.config(base, seeds[0] if seeds else 0, 0.5)
@@ -259,4 +279,4 @@ def compare(
                     keep_checkpoints=keep_checkpoints,
                 )
             )
-    return write_report(output, base, specs, seeds, initial, results)
+    return write_report(output, base, specs, seeds, initial, results, rerun or RERUN)

@@ -58,6 +58,9 @@ FIGURES = {
 }
 
 
+RERUN = "minimalrl compare --config CONFIG --algos RUN --seeds SEED --eval-n N --output NEW_DIR"
+
+
 class Runs:
     """The finished runs of a compare, by run name and seed, with their per-problem scores."""
 
@@ -318,8 +321,10 @@ def write_report(
     seeds: list[int],
     initial: dict,
     results: list[dict],
+    rerun: str = RERUN,
 ) -> Path:
-    """OUTPUT/report.md, summary.json and figures/ from the finished runs."""
+    """OUTPUT/report.md, summary.json and figures/ from the finished runs; `rerun` is the command
+    that reruns one of them (RUN, SEED, NEW_DIR to fill in)."""
     runs = Runs(output, results, initial)
     names = [s.name for s in specs]
     fig_dir = output / "figures"
@@ -340,7 +345,7 @@ def write_report(
         + (", and greedy" if settings["greedy"] else "")
         + ". Intervals: 95%, bootstrap over "
         "seeds and problems (both resampled, pairs kept).",
-        _costs(runs, results),
+        _costs(runs, results, rerun),
         "",
         "## Regime",
         "",
@@ -371,7 +376,7 @@ def write_report(
     return path
 
 
-def _costs(runs: Runs, results: list[dict]) -> str:
+def _costs(runs: Runs, results: list[dict], rerun: str) -> str:
     """What training and scoring cost per run (evaluation should not cost more than training)."""
     if not results:
         return "No run has finished yet."
@@ -384,9 +389,9 @@ def _costs(runs: Runs, results: list[dict]) -> str:
     return (
         f"Cost per run (mean of {len(results)}): training {np.mean(train_s) / 60:.1f} min, "
         f"held-out scoring {np.mean(eval_s) / 60:.1f} min; the initial model was scored once "
-        f"({runs.initial['seconds'] / 60:.1f} min). Rerun one run from nothing: `minimalrl "
-        "compare --config CONFIG --algos RUN --seeds SEED --eval-n N --output NEW_DIR` with this "
-        "compare's config and settings; the same seed gives the same numbers on the same machine "
+        f"({runs.initial['seconds'] / 60:.1f} min). Rerun one run from nothing: `{rerun}` (a "
+        "copy of initial_eval.json in NEW_DIR saves scoring the initial model again; its weights' "
+        "sha256 is still checked); the same seed gives the same numbers on the same machine "
         "(deterministic kernels)."
     )
 
