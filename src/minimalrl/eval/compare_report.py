@@ -39,7 +39,16 @@ CURVES = (
 )
 # The paper's figure sets: which runs go on which figure.
 FIGURES = {
-    "main": ("raft", "raft++", "reinforce", "reinforce_rej", "grpo", "ppo", "iterative_dpo"),
+    "main": (
+        "raft",
+        "raft++",
+        "reinforce",
+        "reinforce_rej",
+        "grpo",
+        "ppo",
+        "iterative_dpo",
+        "iterative_dpo:filtered=drop",  # DPO's pairs cannot be zeroed: in a zero grid, dropped
+    ),
     "filters": (
         "reinforce",
         "reinforce_drop_all_wrong",
