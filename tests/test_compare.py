@@ -56,6 +56,8 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
         ("raft", 1, None, {"filtered": "zero"}),
     ]  # fmt: skip
     assert "| raft:filtered=zero |" in report
+    assert "## Ablations: runs with settings of their own" in report
+    assert "| raft:filtered=zero | raft | 2 | 2/2 vs 2/2 |" in report
     zeroed = json.loads((out / "runs/raft+filtered=zero_seed0/final_eval.json").read_text())
     assert zeroed["config"]["filtered"] == "zero"
     assert all(r["iterations"] == 2 and r["optimizer_steps"] == 2 for r in runs)

@@ -182,6 +182,47 @@ def _results_table(runs: Runs, names: list[str]) -> list[str]:
     return lines
 
 
+def _ablations(runs: Runs, names: list[str]) -> list[str]:
+    """Each run with settings of its own against the same run on the shared settings (its
+    ablation), paired by seed and problem: the change in avg@n, pass@n and greedy."""
+    n = runs.n
+    head = ["run", "against", "seeds", "optimizer steps", f"Δ avg@{n}", f"Δ pass@{n}", "Δ greedy"]
+    lines = []
+    for name in names:
+        spec = RunSpec.parse(name)
+        base = RunSpec(spec.algo, spec.control).name
+        seeds = runs.seeds(name, base) if spec.settings and base in runs.by_name else []
+        if not seeds:
+            continue
+        steps = ["/".join(str(runs.by_name[r][s]["optimizer_steps"]) for s in seeds)
+                 for r in (name, base)]  # fmt: skip
+        cells = [name, base, str(len(seeds)), " vs ".join(steps)]
+        for score in ("avg", f"pass@{n}", "greedy"):
+            if score == "greedy" and not all(
+                "greedy_correct" in runs.by_name[r][s]["after"] for r in (name, base) for s in seeds
+            ):
+                cells.append("-")
+                continue
+            effect, (lo, hi) = bootstrap_effect(
+                runs.table(name, seeds, score), runs.table(base, seeds, score)
+            )
+            cells.append(f"{_points(effect)} [{_points(lo)}, {_points(hi)}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return [
+        "## Ablations: runs with settings of their own",
+        "",
+        "Each against the same run on the shared settings, on the seeds both have (differences in "
+        "points, 95% bootstrap intervals over seeds and problems, pairs kept).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+        *lines,
+        "",
+    ]
+
+
 def _findings(runs: Runs) -> tuple[list[str], list[dict]]:
     lines = [
         "| finding (the paper) | effect measured | effect | 95% interval | verdict | seeds |",
@@ -364,6 +405,7 @@ def write_report(
         "",
         *_results_table(runs, names),
         "",
+        *_ablations(runs, names),
         "## The paper's findings at this scale",
         "",
         "A verdict reads the interval only. With one seed an interval covers the held-out "
