@@ -29,6 +29,8 @@ from minimalrl.train.config import ConfigError, TrainConfig
 from minimalrl.train.config_file import build_config, parse_assignments, typed_values
 
 CONTROLS = ("random_reward",)
+# What the report names as the rerun command when the compare was not started from the CLI.
+RERUN = "minimalrl compare --config CONFIG --algos RUN --seeds SEED --eval-n N --output NEW_DIR"
 
 
 @dataclass(frozen=True)
@@ -245,11 +247,11 @@ def compare(
     progress: bool = True,
     keep_checkpoints: bool = False,
     report_only: bool = False,
-    rerun: str | None = None,
+    rerun: str = RERUN,
 ) -> Path:
     """Train and score every (run, seed), seed by seed, and write OUTPUT/report.md (`rerun`: the
     command that reruns one of them, for the report)."""
-    from minimalrl.eval.compare_report import RERUN, write_report
+    from minimalrl.eval.compare_report import write_report
 
     for spec in specs:  # fail fast on a bad name or group size, before hours of training
         spec.config(base, seeds[0] if seeds else 0, 0.5)
@@ -279,4 +281,4 @@ def compare(
                     keep_checkpoints=keep_checkpoints,
                 )
             )
-    return write_report(output, base, specs, seeds, initial, results, rerun or RERUN)
+    return write_report(output, base, specs, seeds, initial, results, rerun)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minimalrl.eval.compare import RunSpec
+from minimalrl.eval.compare import RERUN, RunSpec
 from minimalrl.eval.evaluate import pass_ks
 from minimalrl.eval.findings import (
     FINDINGS,
@@ -67,9 +67,6 @@ FIGURES = {
 }
 
 
-RERUN = "minimalrl compare --config CONFIG --algos RUN --seeds SEED --eval-n N --output NEW_DIR"
-
-
 class Runs:
     """The finished runs of a compare, by run name and seed, with their per-problem scores."""
 
@@ -99,6 +96,14 @@ class Runs:
         if score == "avg":
             return counts / self.n
         return pass_at_k_table(counts, self.n, int(score.removeprefix("pass@")))
+
+    def has_greedy(self, names: tuple[str, ...], seeds: list[int]) -> bool:
+        """Whether every one of `names` ("initial" too) was scored greedily at every seed."""
+        return all(
+            "greedy_correct" in (self.initial if n == "initial" else self.by_name[n][s]["after"])
+            for n in names
+            for s in seeds
+        )
 
     def metrics(self, name: str, seed: int) -> list[dict]:
         """A run's metrics.jsonl records, read once."""
@@ -158,8 +163,8 @@ def _results_table(runs: Runs, names: list[str]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     cells = ["initial model", "-", "-", _ci(*bootstrap_mean(runs.table("initial", [0]))), "-"]
     cells += [_ci(*bootstrap_mean(runs.table("initial", [0], f"pass@{k}"))) for k in ks]
-    has_greedy = "greedy_correct" in runs.initial
-    cells += [_ci(*bootstrap_mean(runs.table("initial", [0], "greedy"))) if has_greedy else "-"]
+    greedy = runs.has_greedy(("initial",), [0])
+    cells += [_ci(*bootstrap_mean(runs.table("initial", [0], "greedy"))) if greedy else "-"]
     lines.append("| " + " | ".join(cells) + " |")
     for name in names:
         seeds = runs.seeds(name)
@@ -176,8 +181,8 @@ def _results_table(runs: Runs, names: list[str]) -> list[str]:
             f"{_points(change[0])} [{_points(change[1][0])}, {_points(change[1][1])}]",
         ]
         cells += [_ci(*bootstrap_mean(runs.table(name, seeds, f"pass@{k}"))) for k in ks]
-        has_greedy = all("greedy_correct" in runs.by_name[name][s]["after"] for s in seeds)
-        cells += [_ci(*bootstrap_mean(runs.table(name, seeds, "greedy"))) if has_greedy else "-"]
+        greedy = runs.has_greedy((name,), seeds)
+        cells += [_ci(*bootstrap_mean(runs.table(name, seeds, "greedy"))) if greedy else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -198,9 +203,7 @@ def _ablations(runs: Runs, names: list[str]) -> list[str]:
                  for r in (name, base)]  # fmt: skip
         cells = [name, base, str(len(seeds)), " vs ".join(steps)]
         for score in ("avg", f"pass@{n}", "greedy"):
-            if score == "greedy" and not all(
-                "greedy_correct" in runs.by_name[r][s]["after"] for r in (name, base) for s in seeds
-            ):
+            if score == "greedy" and not runs.has_greedy((name, base), seeds):
                 cells.append("-")
                 continue
             effect, (lo, hi) = bootstrap_effect(
