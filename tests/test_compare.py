@@ -10,7 +10,7 @@ import pytest
 from minimalrl.cli import main
 from minimalrl.data.problems import Problem
 from minimalrl.eval.compare import RunSpec
-from minimalrl.eval.findings import bootstrap_mean
+from minimalrl.eval.findings import mean_interval
 from minimalrl.eval.heldout import pass_at_k_table, summarise_counts
 from minimalrl.reward import Reward
 from minimalrl.reward.control import coin, random_reward
@@ -179,16 +179,16 @@ def test_pass_at_k_and_avg_from_counts_by_hand():
     np.testing.assert_allclose(table, [[0, 0.5], [1 - 1 / 6, 1]])
 
 
-def test_bootstrap_mean_interval_covers_the_mean_and_shrinks_with_problems():
+def test_mean_interval_covers_the_mean_and_shrinks_with_problems():
     rng = np.random.default_rng(0)
     small = rng.integers(0, 2, size=(3, 50)).astype(float)
     large = rng.integers(0, 2, size=(3, 2000)).astype(float)
     for x in (small, large):
-        mean, (lo, hi) = bootstrap_mean(x)
+        mean, (lo, hi) = mean_interval(x)
         assert lo < mean < hi and mean == pytest.approx(x.mean())
-    assert np.diff(bootstrap_mean(large)[1])[0] < np.diff(bootstrap_mean(small)[1])[0] / 3
+    assert np.diff(mean_interval(large)[1])[0] < np.diff(mean_interval(small)[1])[0] / 3
     # A constant table has no spread.
-    mean, (lo, hi) = bootstrap_mean(np.full((2, 5), 0.25))
+    mean, (lo, hi) = mean_interval(np.full((2, 5), 0.25))
     assert mean == 0.25 and lo == pytest.approx(0.25, abs=1e-15) and hi == pytest.approx(0.25)
 
 

@@ -1,7 +1,8 @@
 """The report of a compare: OUTPUT/report.md, OUTPUT/summary.json and OUTPUT/figures/.
 
-Every number comes with a 95% interval from a bootstrap over seeds and held-out problems
-(`minimalrl.eval.findings`); the paper's findings get an effect, an interval and a verdict.
+Every number comes with a 95% interval: a bootstrap over seeds and held-out problems, or
+Student's t over seeds for one number per run (`minimalrl.eval.findings`); the paper's findings
+get an effect, an interval and a verdict.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from minimalrl.eval.findings import (
     FINDINGS,
     Finding,
     FindingResult,
-    bootstrap_effect,
-    bootstrap_mean,
+    effect_interval,
     group_regime,
+    mean_interval,
     measure_finding,
 )
 from minimalrl.eval.heldout import pass_at_k_table
@@ -161,10 +162,10 @@ def _results_table(runs: Runs, names: list[str]) -> list[str]:
         + ["greedy"]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    cells = ["initial model", "-", "-", _ci(*bootstrap_mean(runs.table("initial", [0]))), "-"]
-    cells += [_ci(*bootstrap_mean(runs.table("initial", [0], f"pass@{k}"))) for k in ks]
+    cells = ["initial model", "-", "-", _ci(*mean_interval(runs.table("initial", [0]))), "-"]
+    cells += [_ci(*mean_interval(runs.table("initial", [0], f"pass@{k}"))) for k in ks]
     greedy = runs.has_greedy(("initial",), [0])
-    cells += [_ci(*bootstrap_mean(runs.table("initial", [0], "greedy"))) if greedy else "-"]
+    cells += [_ci(*mean_interval(runs.table("initial", [0], "greedy"))) if greedy else "-"]
     lines.append("| " + " | ".join(cells) + " |")
     for name in names:
         seeds = runs.seeds(name)
@@ -172,17 +173,17 @@ def _results_table(runs: Runs, names: list[str]) -> list[str]:
             continue
         steps = sorted({runs.by_name[name][s]["optimizer_steps"] for s in seeds})
         after = runs.table(name, seeds)
-        change = bootstrap_effect(after, runs.table("initial", seeds))
+        change = effect_interval(after, runs.table("initial", seeds))
         cells = [
             name,
             str(len(seeds)),
             "/".join(map(str, steps)),
-            _ci(*bootstrap_mean(after)),
+            _ci(*mean_interval(after)),
             f"{_points(change[0])} [{_points(change[1][0])}, {_points(change[1][1])}]",
         ]
-        cells += [_ci(*bootstrap_mean(runs.table(name, seeds, f"pass@{k}"))) for k in ks]
+        cells += [_ci(*mean_interval(runs.table(name, seeds, f"pass@{k}"))) for k in ks]
         greedy = runs.has_greedy((name,), seeds)
-        cells += [_ci(*bootstrap_mean(runs.table(name, seeds, "greedy"))) if greedy else "-"]
+        cells += [_ci(*mean_interval(runs.table(name, seeds, "greedy"))) if greedy else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -206,7 +207,7 @@ def _ablations(runs: Runs, names: list[str]) -> list[str]:
             if score == "greedy" and not runs.has_greedy((name, base), seeds):
                 cells.append("-")
                 continue
-            effect, (lo, hi) = bootstrap_effect(
+            effect, (lo, hi) = effect_interval(
                 runs.table(name, seeds, score), runs.table(base, seeds, score)
             )
             cells.append(f"{_points(effect)} [{_points(lo)}, {_points(hi)}]")
@@ -396,8 +397,9 @@ def write_report(
         f"Held-out: {initial['problems']} problems of `{settings['data']}`, {runs.n} samples each "
         f"at T={settings['temperature']} (avg@{runs.n}, unbiased pass@k)"
         + (", and greedy" if settings["greedy"] else "")
-        + ". Intervals: 95%, bootstrap over "
-        "seeds and problems (both resampled, pairs kept).",
+        + ". Intervals: 95%, bootstrap over seeds and problems (both resampled, pairs kept); "
+        "Student's t over seeds (Fieller's for a ratio) for one number per run (early accuracy, "
+        "entropy).",
         _costs(runs, results, rerun),
         "",
         "## Regime",
@@ -414,7 +416,8 @@ def write_report(
         "A verdict reads the interval only. With one seed an interval covers the held-out "
         "problems (evaluation noise), not the spread between training runs, and a finding "
         "measured by one number per run (early accuracy, entropy) has no interval at all: "
-        "verdicts on one seed are provisional.",
+        "verdicts on one seed are provisional. With few seeds a per-run finding's t interval "
+        "is wide (its 95% quantile is 12.7 standard errors at 2 seeds, 4.3 at 3).",
         "",
         *finding_lines,
         "",
