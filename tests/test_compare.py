@@ -181,12 +181,14 @@ def test_pass_at_k_and_avg_from_counts_by_hand():
 
 def test_mean_interval_covers_the_mean_and_shrinks_with_problems():
     rng = np.random.default_rng(0)
-    small = rng.integers(0, 2, size=(3, 50)).astype(float)
-    large = rng.integers(0, 2, size=(3, 2000)).astype(float)
+    # One seed: only the problems vary, and the width goes as 1/sqrt(problems) (sqrt(40) = 6.3
+    # here; the 0/1 scores' sd is ~0.5 in both tables).
+    small = rng.integers(0, 2, size=(1, 50)).astype(float)
+    large = rng.integers(0, 2, size=(1, 2000)).astype(float)
     for x in (small, large):
         mean, (lo, hi) = mean_interval(x)
         assert lo < mean < hi and mean == pytest.approx(x.mean())
-    assert np.diff(mean_interval(large)[1])[0] < np.diff(mean_interval(small)[1])[0] / 3
+    assert np.diff(mean_interval(large)[1])[0] < np.diff(mean_interval(small)[1])[0] / 4
     # A constant table has no spread.
     mean, (lo, hi) = mean_interval(np.full((2, 5), 0.25))
     assert mean == 0.25 and lo == pytest.approx(0.25, abs=1e-15) and hi == pytest.approx(0.25)

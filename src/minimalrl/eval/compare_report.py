@@ -1,8 +1,8 @@
 """The report of a compare: OUTPUT/report.md, OUTPUT/summary.json and OUTPUT/figures/.
 
-Every number comes with a 95% interval: a bootstrap over seeds and held-out problems, or
-Student's t over seeds for one number per run (`minimalrl.eval.findings`); the paper's findings
-get an effect, an interval and a verdict.
+Every number comes with a 95% interval: Student's t over seeds and held-out problems, their
+variances added (`minimalrl.eval.findings`); the paper's findings get an effect, an interval and a
+verdict.
 """
 
 from __future__ import annotations
@@ -218,7 +218,7 @@ def _ablations(runs: Runs, names: list[str]) -> list[str]:
         "## Ablations: runs with settings of their own",
         "",
         "Each against the same run on the shared settings, on the seeds both have (differences in "
-        "points, 95% bootstrap intervals over seeds and problems, pairs kept).",
+        "points, 95% intervals over seeds and problems, pairs kept).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + " --- |" * len(head),
@@ -397,9 +397,9 @@ def write_report(
         f"Held-out: {initial['problems']} problems of `{settings['data']}`, {runs.n} samples each "
         f"at T={settings['temperature']} (avg@{runs.n}, unbiased pass@k)"
         + (", and greedy" if settings["greedy"] else "")
-        + ". Intervals: 95%, bootstrap over seeds and problems (both resampled, pairs kept); "
-        "Student's t over seeds (Fieller's for a ratio) for one number per run (early accuracy, "
-        "entropy).",
+        + ". Intervals: 95%, Student's t with the variances over seeds and over problems added "
+        "(Welch-Satterthwaite degrees of freedom; pairs kept; Fieller's for a ratio); one number "
+        "per run (early accuracy, entropy): t over seeds.",
         _costs(runs, results, rerun),
         "",
         "## Regime",

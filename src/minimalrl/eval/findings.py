@@ -5,21 +5,24 @@ greedy correctness) or one number per run (a curve's value, such as the final en
 is a contrast of two algorithms' scores, paired by seed and by problem (every run of a compare
 sees the same seeds' data order and the same problems), or a ratio of two contrasts.
 
-Interval, for a table of per-problem scores (seeds × problems): a two-level bootstrap, resampling
-seeds and problems with replacement, the same draw for both arms of a contrast (so the pairing is
-kept), and the 2.5 / 97.5 percentiles of the effect over the draws. Resampling seeds carries the
-run-to-run spread (training noise) into the interval; resampling problems carries the finite
-evaluation set. With one seed only the problems vary, and the interval is then about the
-evaluation set alone (`FindingResult.seeds` says how many there were).
+Interval: Student's t with variance components. The mean of a (seeds, problems) table varies with
+the seeds (training noise, the same for every problem of a run) and with the problems (the finite
+evaluation set, the same problems for every seed). Its variance is estimated as
+var(seed means) / S + var(problem means) / N (each term present only where there are 2+ seeds or
+2+ problems; both count the seed × problem noise, so the sum errs wide, never narrow), the
+degrees of freedom by Welch-Satterthwaite (S − 1 when the seeds dominate, N − 1 when the problems
+do), and the interval is mean ± t_0.975 · sqrt(variance). A contrast takes the paired
+differences (pairs by seed and by problem); a ratio of two gains takes Fieller's interval, the
+ratios r whose contrast gain_a − r · gain_b that t test does not reject (unbounded when gain_b's
+own interval reaches 0). One number per run (one column) leaves the seeds alone: Student's t on
+S − 1 degrees of freedom. A single number (one seed, one column) has no interval.
 
-For one number per run (a table with one column) a bootstrap cannot work: resampling 2 or 3 seeds
-never leaves their range, and a simulated 95% interval covered the true effect 51% (2 seeds) and
-75% (3 seeds) of the time. Those intervals are Student's t over the seeds' paired differences
-(S − 1 degrees of freedom, 95% coverage for normal seed-to-seed noise), and Fieller's interval
-for a ratio of two gains (unbounded when the denominator's own interval reaches 0). In the same
-simulation the per-problem bootstrap covered 93-100% at 3 seeds × 500 problems, because the
-problems' resampling counts the seed × problem noise too (it fell to 82% at 2 seeds when the
-seed-to-seed spread dominated).
+Why not a bootstrap, as the grid used first: with 2-3 seeds resampled, an interval never leaves
+the seeds' range. In simulation (3 seeds × 500 problems, normal noise), a two-level bootstrap's
+95% interval covered the true effect 78-82% of the time when the seed-to-seed spread dominated
+(and 51% / 75% for one number per run at 2 / 3 seeds); these intervals covered 93-94% there
+(Satterthwaite's degrees of freedom run a little high with 3 seeds), 95% for one number per run,
+and 95-99% where the problems dominate (tests/test_findings.py re-runs two of these cases).
 
 Verdicts read the interval only: a claim holds when the whole interval agrees with it, is
 contradicted when the whole interval disagrees, and is inconclusive otherwise.
@@ -27,7 +30,6 @@ contradicted when the whole interval disagrees, and is inconclusive otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,109 +125,86 @@ def _check_scores(name: str, scores_SN: np.ndarray, like: np.ndarray | None) -> 
     return scores_SN
 
 
-def _resampler(
-    num_seeds: int, num_problems: int, *, draws: int, seed: int
-) -> Callable[[np.ndarray], np.ndarray]:
-    """x_SN -> (draws,) means of x over resampled seeds × resampled problems, the same draws for
-    every table passed (so contrasts stay paired)."""
-    rng = np.random.default_rng(seed)
-    rows_DS = rng.integers(0, num_seeds, size=(draws, num_seeds))
-    cols_DN = rng.integers(0, num_problems, size=(draws, num_problems))
-    # mean over the resampled (seed, problem) grid = mean over rows of the resampled columns
-    # (a product of two index draws), computed as one weighted sum per draw.
-    seed_w_DS = np.stack([np.bincount(r, minlength=num_seeds) for r in rows_DS]) / num_seeds
-    prob_w_DN = np.stack([np.bincount(c, minlength=num_problems) for c in cols_DN]) / num_problems
-    return lambda x_SN: np.einsum("ds,sn,dn->d", seed_w_DS, x_SN, prob_w_DN)
+def _components(x_SN: np.ndarray, y_SN: np.ndarray) -> list[tuple[float, int]]:
+    """(covariance of the means of x and y, its degrees of freedom) per source of spread: the seeds
+    (row means) where there are 2+, the problems (column means) where there are 2+."""
+    parts = []
+    for axis, count in ((1, x_SN.shape[0]), (0, x_SN.shape[1])):
+        if count > 1:
+            cov = np.cov(x_SN.mean(axis=axis), y_SN.mean(axis=axis), ddof=1)[0, 1]
+            parts.append((float(cov) / count, count - 1))
+    return parts
 
 
-def _t_quantile(seeds: int) -> float:
-    """The two-sided 95% quantile of Student's t with seeds − 1 degrees of freedom."""
-    return float(stats.t.ppf(0.975, seeds - 1))
+def _t_quantile(d_SN: np.ndarray) -> float:
+    """Student's t 97.5% quantile for the mean of d (2+ cells), Welch-Satterthwaite degrees of
+    freedom (the fewest of its sources' where d has no spread)."""
+    parts = _components(d_SN, d_SN)
+    var = sum(v for v, _ in parts)
+    df = var**2 / sum(v**2 / k for v, k in parts) if var > 0 else min(k for _, k in parts)
+    return float(stats.t.ppf(0.975, df))
 
 
-def _t_interval(d_S: np.ndarray) -> tuple[float, float]:
-    """95% interval of the mean of per-seed numbers (at least 2): Student's t."""
-    half = _t_quantile(d_S.size) * d_S.std(ddof=1) / np.sqrt(d_S.size)
-    return float(d_S.mean() - half), float(d_S.mean() + half)
-
-
-def _fieller_interval(x_S: np.ndarray, y_S: np.ndarray) -> tuple[float, float]:
-    """95% interval of mean(x) / mean(y) from paired per-seed numbers (at least 2): Fieller's, the
-    ratios r whose contrast mean(x) − r·mean(y) a t test does not reject. It is unbounded, (-inf,
-    inf), when mean(y)'s own interval reaches 0."""
-    q = _t_quantile(x_S.size) ** 2 / x_S.size
-    cov = np.cov(np.stack([x_S, y_S]), ddof=1)
-    a = y_S.mean() ** 2 - q * cov[1, 1]
-    b = x_S.mean() * y_S.mean() - q * cov[0, 1]
-    c = x_S.mean() ** 2 - q * cov[0, 0]
-    if a <= 0:
+def _contrast_interval(d_SN: np.ndarray) -> tuple[float, float]:
+    """95% interval of the mean of a table of (paired) scores."""
+    var = sum(v for v, _ in _components(d_SN, d_SN))
+    if d_SN.size == 1:
         return -np.inf, np.inf
-    root = np.sqrt(max(b * b - a * c, 0.0))  # >= 0: r = mean(x) / mean(y) is in the set
+    if var == 0:  # no spread at all: the mean is what it is
+        return float(d_SN.mean()), float(d_SN.mean())
+    half = _t_quantile(d_SN) * np.sqrt(var)
+    return float(d_SN.mean() - half), float(d_SN.mean() + half)
+
+
+def _fieller_interval(x_SN: np.ndarray, y_SN: np.ndarray) -> tuple[float, float]:
+    """95% interval of mean(x) / mean(y): the ratios r whose contrast mean(x) − r·mean(y) the
+    t test of `_contrast_interval` does not reject; unbounded when mean(y)'s own interval reaches 0
+    (the degrees of freedom are those of x − r̂·y at the estimate r̂)."""
+    x_mean, y_mean = x_SN.mean(), y_SN.mean()
+    if x_SN.size == 1 or y_mean == 0:
+        return -np.inf, np.inf
+    t2 = _t_quantile(x_SN - (x_mean / y_mean) * y_SN) ** 2
+    cov = {
+        (i, j): sum(v for v, _ in _components(u, w))
+        for i, u in enumerate((x_SN, y_SN))
+        for j, w in enumerate((x_SN, y_SN))
+    }
+    a = y_mean**2 - t2 * cov[1, 1]
+    b = x_mean * y_mean - t2 * cov[0, 1]
+    c = x_mean**2 - t2 * cov[0, 0]
+    if not a > 0:
+        return -np.inf, np.inf
+    root = np.sqrt(max(b * b - a * c, 0.0))  # >= 0: r̂ = mean(x) / mean(y) is in the set
     return float((b - root) / a), float((b + root) / a)
 
 
-def mean_interval(
-    x_SN: np.ndarray, *, draws: int = 4000, seed: int = 0
-) -> tuple[float, tuple[float, float]]:
-    """Mean of a (seeds, problems) table of scores and its 95% interval, as `effect_interval`
-    computes one: a bootstrap over seeds and problems, Student's t over seeds for one number per
-    run, none for a single number."""
+def mean_interval(x_SN: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """Mean of a (seeds, problems) table of scores and its 95% interval (see the module's text)."""
     x_SN = _check_scores("x", x_SN, None)
-    if x_SN.shape[1] == 1:
-        ci = _t_interval(x_SN[:, 0]) if x_SN.shape[0] > 1 else (-np.inf, np.inf)
-        return float(x_SN.mean()), ci
-    boot_D = _resampler(*x_SN.shape, draws=draws, seed=seed)(x_SN)
-    lo, hi = np.percentile(boot_D, [2.5, 97.5])
-    return float(x_SN.mean()), (float(lo), float(hi))
+    return float(x_SN.mean()), _contrast_interval(x_SN)
 
 
 def effect_interval(
-    a_SN: np.ndarray,
-    b_SN: np.ndarray,
-    base_SN: np.ndarray | None = None,
-    *,
-    draws: int = 4000,
-    seed: int = 0,
+    a_SN: np.ndarray, b_SN: np.ndarray, base_SN: np.ndarray | None = None
 ) -> tuple[float, tuple[float, float]]:
     """Effect and 95% interval of a contrast of two arms, paired by seed and problem.
 
     ``a_SN``, ``b_SN`` (and ``base_SN``) are (seeds, problems) tables of scores with row s of each
-    from the same seed and column i the same problem. Without a base the effect is the mean of
-    a − b; with one, (mean a − mean base) / (mean b − mean base). Per-problem tables: a bootstrap
-    resampling seeds (rows) and problems (columns) jointly; a ratio whose denominator's interval
-    includes 0 has no meaning: its interval is then (-inf, inf) (and the effect NaN when the
-    denominator is exactly 0). One number per run (one column, 2+ seeds): Student's t over the
-    seeds, Fieller's for a ratio. A single (seed, problem) cell has no interval: (-inf, inf)."""
+    from the same seed and column i the same problem (one column: one number per run). Without a
+    base the effect is the mean of a − b; with one, (mean a − mean base) / (mean b − mean base),
+    with Fieller's interval, (-inf, inf) when b's gain is not clear of 0 (and the effect NaN when
+    it is exactly 0). A single (seed, problem) cell has no interval: (-inf, inf)."""
     a_SN = _check_scores("a", a_SN, None)
     b_SN = _check_scores("b", b_SN, a_SN)
-    base = None if base_SN is None else _check_scores("base", base_SN, a_SN)
-    if base is None:
-        effect = float((a_SN - b_SN).mean())
-    else:
-        gain_b = b_SN.mean() - base.mean()
-        effect = float((a_SN.mean() - base.mean()) / gain_b) if gain_b != 0 else float("nan")
-    if a_SN.shape == (1, 1):  # one number per arm (one run, one per-run value): no interval
-        return effect, (-np.inf, np.inf)
-    if a_SN.shape[1] == 1:  # one number per run: the seeds are the only sample
-        if base is None:
-            return effect, _t_interval(a_SN[:, 0] - b_SN[:, 0])
-        return effect, _fieller_interval(a_SN[:, 0] - base[:, 0], b_SN[:, 0] - base[:, 0])
-    resampled_mean = _resampler(*a_SN.shape, draws=draws, seed=seed)
-    if base is None:
-        boot_D = resampled_mean(a_SN - b_SN)
-    else:
-        denom_D = resampled_mean(b_SN - base)
-        lo_d, hi_d = np.percentile(denom_D, [2.5, 97.5])
-        if lo_d <= 0 <= hi_d:
-            return effect, (-np.inf, np.inf)
-        boot_D = resampled_mean(a_SN - base) / denom_D
-    lo, hi = np.percentile(boot_D, [2.5, 97.5])
-    return effect, (float(lo), float(hi))
+    if base_SN is None:
+        return float((a_SN - b_SN).mean()), _contrast_interval(a_SN - b_SN)
+    base = _check_scores("base", base_SN, a_SN)
+    x_SN, y_SN = a_SN - base, b_SN - base
+    effect = float(x_SN.mean() / y_SN.mean()) if y_SN.mean() != 0 else float("nan")
+    return effect, _fieller_interval(x_SN, y_SN)
 
 
-def measure_finding(
-    finding: Finding, scores: dict[str, np.ndarray], *, draws: int = 4000, seed: int = 0
-) -> FindingResult | None:
+def measure_finding(finding: Finding, scores: dict[str, np.ndarray]) -> FindingResult | None:
     """The finding's effect, interval and verdict from ``scores[run name] -> (seeds, problems)``
     (per-run numbers as (seeds, 1)); None when a run it needs is missing."""
     names = [finding.a, finding.b] + ([finding.base] if finding.base else [])
@@ -233,7 +212,7 @@ def measure_finding(
         return None
     seeds = min(np.asarray(scores[name]).shape[0] for name in names)
     tables = [np.asarray(scores[name], dtype=np.float64)[:seeds] for name in names]
-    effect, (lo, hi) = effect_interval(*tables, draws=draws, seed=seed)
+    effect, (lo, hi) = effect_interval(*tables)
     return FindingResult(
         finding.name,
         effect,
