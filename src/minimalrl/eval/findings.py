@@ -136,10 +136,10 @@ def _components(x_SN: np.ndarray, y_SN: np.ndarray) -> list[tuple[float, int]]:
     return parts
 
 
-def _t_quantile(d_SN: np.ndarray) -> float:
-    """Student's t 97.5% quantile for the mean of d (2+ cells), Welch-Satterthwaite degrees of
-    freedom (the fewest of its sources' where d has no spread)."""
-    parts = _components(d_SN, d_SN)
+def _t_quantile(parts: list[tuple[float, int]]) -> float:
+    """Student's t 97.5% quantile for a mean whose variance is the sum of `parts` (from
+    `_components`), Welch-Satterthwaite degrees of freedom (the fewest of its sources' where the
+    variance is 0)."""
     var = sum(v for v, _ in parts)
     df = var**2 / sum(v**2 / k for v, k in parts) if var > 0 else min(k for _, k in parts)
     return float(stats.t.ppf(0.975, df))
@@ -147,12 +147,13 @@ def _t_quantile(d_SN: np.ndarray) -> float:
 
 def _contrast_interval(d_SN: np.ndarray) -> tuple[float, float]:
     """95% interval of the mean of a table of (paired) scores."""
-    var = sum(v for v, _ in _components(d_SN, d_SN))
     if d_SN.size == 1:
         return -np.inf, np.inf
+    parts = _components(d_SN, d_SN)
+    var = sum(v for v, _ in parts)
     if var == 0:  # no spread at all: the mean is what it is
         return float(d_SN.mean()), float(d_SN.mean())
-    half = _t_quantile(d_SN) * np.sqrt(var)
+    half = _t_quantile(parts) * np.sqrt(var)
     return float(d_SN.mean() - half), float(d_SN.mean() + half)
 
 
@@ -163,15 +164,15 @@ def _fieller_interval(x_SN: np.ndarray, y_SN: np.ndarray) -> tuple[float, float]
     x_mean, y_mean = x_SN.mean(), y_SN.mean()
     if x_SN.size == 1 or y_mean == 0:
         return -np.inf, np.inf
-    t2 = _t_quantile(x_SN - (x_mean / y_mean) * y_SN) ** 2
-    cov = {
-        (i, j): sum(v for v, _ in _components(u, w))
-        for i, u in enumerate((x_SN, y_SN))
-        for j, w in enumerate((x_SN, y_SN))
-    }
-    a = y_mean**2 - t2 * cov[1, 1]
-    b = x_mean * y_mean - t2 * cov[0, 1]
-    c = x_mean**2 - t2 * cov[0, 0]
+    residual = x_SN - (x_mean / y_mean) * y_SN
+    t2 = _t_quantile(_components(residual, residual)) ** 2
+
+    def cov(u: np.ndarray, w: np.ndarray) -> float:
+        return sum(v for v, _ in _components(u, w))
+
+    a = y_mean**2 - t2 * cov(y_SN, y_SN)
+    b = x_mean * y_mean - t2 * cov(x_SN, y_SN)
+    c = x_mean**2 - t2 * cov(x_SN, x_SN)
     if not a > 0:
         return -np.inf, np.inf
     root = np.sqrt(max(b * b - a * c, 0.0))  # >= 0: r̂ = mean(x) / mean(y) is in the set
