@@ -125,21 +125,28 @@ def _check_scores(name: str, scores_SN: np.ndarray, like: np.ndarray | None) -> 
     return scores_SN
 
 
-def _components(x_SN: np.ndarray, y_SN: np.ndarray) -> list[tuple[float, int]]:
-    """(covariance of the means of x and y, its degrees of freedom) per source of spread: the seeds
-    (row means) where there are 2+, the problems (column means) where there are 2+."""
-    parts = []
-    for axis, count in ((1, x_SN.shape[0]), (0, x_SN.shape[1])):
+def source_covariances(x_SN: np.ndarray, y_SN: np.ndarray) -> dict[str, tuple[float, int]]:
+    """{source: (covariance of x's and y's means over one unit, how many units)} per source of
+    spread: "seed" (row means) where there are 2+ seeds, "problem" (column means) where there
+    are 2+ problems. The covariance of the grand means is the sum of cov / units."""
+    parts = {}
+    for source, axis, count in (("seed", 1, x_SN.shape[0]), ("problem", 0, x_SN.shape[1])):
         if count > 1:
             cov = np.cov(x_SN.mean(axis=axis), y_SN.mean(axis=axis), ddof=1)[0, 1]
-            parts.append((float(cov) / count, count - 1))
+            parts[source] = (float(cov), count)
     return parts
 
 
-def _t_quantile(parts: list[tuple[float, int]]) -> float:
+def variance_parts(x_SN: np.ndarray, y_SN: np.ndarray) -> list[tuple[float, int]]:
+    """(covariance of the means of x and y, its degrees of freedom) per source of spread (see
+    `source_covariances`)."""
+    return [(cov / count, count - 1) for cov, count in source_covariances(x_SN, y_SN).values()]
+
+
+def t_quantile(parts: list[tuple[float, int]]) -> float:
     """Student's t 97.5% quantile for a mean whose variance is the sum of `parts` (from
-    `_components`), Welch-Satterthwaite degrees of freedom (the fewest of its sources' where the
-    variance is 0)."""
+    `variance_parts`), Welch-Satterthwaite degrees of freedom (the fewest of its sources' where
+    the variance is 0)."""
     var = sum(v for v, _ in parts)
     df = var**2 / sum(v**2 / k for v, k in parts) if var > 0 else min(k for _, k in parts)
     return float(stats.t.ppf(0.975, df))
@@ -149,11 +156,11 @@ def _contrast_interval(d_SN: np.ndarray) -> tuple[float, float]:
     """95% interval of the mean of a table of (paired) scores."""
     if d_SN.size == 1:
         return -np.inf, np.inf
-    parts = _components(d_SN, d_SN)
+    parts = variance_parts(d_SN, d_SN)
     var = sum(v for v, _ in parts)
     if var == 0:  # no spread at all: the mean is what it is
         return float(d_SN.mean()), float(d_SN.mean())
-    half = _t_quantile(parts) * np.sqrt(var)
+    half = t_quantile(parts) * np.sqrt(var)
     return float(d_SN.mean() - half), float(d_SN.mean() + half)
 
 
@@ -165,14 +172,22 @@ def _fieller_interval(x_SN: np.ndarray, y_SN: np.ndarray) -> tuple[float, float]
     if x_SN.size == 1 or y_mean == 0:
         return -np.inf, np.inf
     residual = x_SN - (x_mean / y_mean) * y_SN
-    t2 = _t_quantile(_components(residual, residual)) ** 2
+    t2 = t_quantile(variance_parts(residual, residual)) ** 2
 
     def cov(u: np.ndarray, w: np.ndarray) -> float:
-        return sum(v for v, _ in _components(u, w))
+        return sum(v for v, _ in variance_parts(u, w))
 
-    a = y_mean**2 - t2 * cov(y_SN, y_SN)
-    b = x_mean * y_mean - t2 * cov(x_SN, y_SN)
-    c = x_mean**2 - t2 * cov(x_SN, x_SN)
+    return fieller_bounds(x_mean, y_mean, cov(x_SN, x_SN), cov(x_SN, y_SN), cov(y_SN, y_SN), t2)
+
+
+def fieller_bounds(
+    x_mean: float, y_mean: float, var_x: float, cov_xy: float, var_y: float, t2: float
+) -> tuple[float, float]:
+    """The ratios r with (x_mean − r·y_mean)² ≤ t2 · var(x − r·y), the variances those of the
+    means: Fieller's interval, unbounded when y_mean's own interval reaches 0."""
+    a = y_mean**2 - t2 * var_y
+    b = x_mean * y_mean - t2 * cov_xy
+    c = x_mean**2 - t2 * var_x
     if not a > 0:
         return -np.inf, np.inf
     root = np.sqrt(max(b * b - a * c, 0.0))  # >= 0: r̂ = mean(x) / mean(y) is in the set
