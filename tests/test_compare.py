@@ -9,9 +9,9 @@ import pytest
 
 from minimalrl.cli import main
 from minimalrl.data.problems import Problem
-from minimalrl.eval.compare import RunSpec
 from minimalrl.eval.findings import mean_interval
 from minimalrl.eval.heldout import pass_at_k_table, summarise_counts
+from minimalrl.eval.runspec import RunSpec
 from minimalrl.reward import Reward
 from minimalrl.reward.control import coin, random_reward
 from minimalrl.train.config import ConfigError, TrainConfig
@@ -195,8 +195,8 @@ def test_mean_interval_covers_the_mean_and_shrinks_with_problems():
 
 
 def test_a_per_run_finding_on_one_seed_has_no_interval_and_no_verdict(tmp_path):
-    from minimalrl.eval.compare_report import Runs
     from minimalrl.eval.findings import FINDINGS
+    from minimalrl.eval.report.runs import Runs
 
     initial = {"n": 2, "correct_counts": [0, 1, 2]}
     results = []

@@ -4,7 +4,7 @@ OUTPUT holds:
   initial_eval.json          the initial model's held-out scores, computed once and reused (with
                              its weights' fingerprint: a compare from another model is refused)
   runs/{run}_seed{s}/        one training run each: metrics.jsonl, tensorboard/, final_eval.json
-  report.md, summary.json, figures/   (`minimalrl.eval.compare_report`)
+  report.md, summary.json, figures/   (`minimalrl.eval.report`)
 
 A run is an algorithm name, then optionally `:random_reward` (the control: the same algorithm
 trained on a coin with the initial model's accuracy as its mean, `reward: random`) and `:KEY=VALUE`
@@ -19,62 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from minimalrl.eval.heldout import HeldOut, model_fingerprint, score_model
 from minimalrl.eval.metrics import read_metrics
+from minimalrl.eval.runspec import RunSpec
 from minimalrl.output import write_text_atomic
 from minimalrl.train.config import ConfigError, TrainConfig
-from minimalrl.train.config_file import build_config, parse_assignments, typed_values
+from minimalrl.train.config_file import build_config, parse_assignments
 
-CONTROLS = ("random_reward",)
 # What the report names as the rerun command when the compare was not started from the CLI.
 RERUN = "minimalrl compare --config CONFIG --algos RUN --seeds SEED --eval-n N --output NEW_DIR"
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One line of a compare: an algorithm, optionally as a control, with settings of its own."""
-
-    algo: str
-    control: str | None = None
-    settings: tuple[tuple[str, str], ...] = ()
-    """(field, value) pairs this run changes in the shared config, in the order written."""
-
-    @classmethod
-    def parse(cls, text: str) -> RunSpec:
-        algo, *parts = (p.strip() for p in text.strip().split(":"))
-        control, settings = None, {}
-        for part in parts:
-            if "=" in part:
-                settings.update(parse_assignments([part]))
-            elif part in CONTROLS and control is None:
-                control = part
-            else:
-                raise ConfigError(
-                    f"run {text!r}: {part!r} is neither a control {CONTROLS} nor KEY=VALUE"
-                )
-        fixed = sorted(settings.keys() & {"algo", "seed"})
-        if fixed:
-            raise ConfigError(f"run {text!r}: {fixed} come from --algos and --seeds")
-        typed_values(settings, where=f"run {text!r}: ")  # an unknown field fails here, not later
-        return cls(algo, control, tuple(settings.items()))
-
-    @property
-    def name(self) -> str:
-        extra = [self.control] if self.control else []
-        return ":".join([self.algo, *extra, *(f"{k}={v}" for k, v in self.settings)])
-
-    def dir_name(self, seed: int) -> str:
-        return f"{self.name.replace(':', '+')}_seed{seed}"
-
-    def config(self, base: TrainConfig, seed: int, control_p: float) -> TrainConfig:
-        own = typed_values(dict(self.settings), where=f"run {self.name!r}: ")
-        cfg = base.replace(algo=self.algo, seed=seed, **own)
-        if self.control == "random_reward":
-            cfg = cfg.replace(reward="random", random_reward_p=control_p)
-        return cfg
 
 
 def add_compare_parser(sub: argparse._SubParsersAction) -> None:
@@ -251,7 +207,7 @@ def compare(
 ) -> Path:
     """Train and score every (run, seed), seed by seed, and write OUTPUT/report.md (`rerun`: the
     command that reruns one of them, for the report)."""
-    from minimalrl.eval.compare_report import write_report
+    from minimalrl.eval.report import write_report
 
     for spec in specs:  # fail fast on a bad name or group size, before hours of training
         spec.config(base, seeds[0] if seeds else 0, 0.5)
@@ -281,4 +237,4 @@ def compare(
                     keep_checkpoints=keep_checkpoints,
                 )
             )
-    return write_report(output, base, specs, seeds, initial, results, rerun)
+    return write_report(output, base, [s.name for s in specs], seeds, initial, results, rerun)

@@ -1,0 +1,66 @@
+"""The report of a compare: OUTPUT/report.md, OUTPUT/summary.json and OUTPUT/figures/.
+
+Every number comes with a 95% interval: Student's t over seeds and held-out problems, their
+variances added (`minimalrl.eval.findings`); the paper's findings get an effect, an interval and a
+verdict. The parts: `runs` reads the finished runs, `tables`, `figures` and `prose` write the
+report's sections from them, `summary` the JSON; `write_report` puts them together.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from minimalrl.eval.report import prose
+from minimalrl.eval.report.figures import curve_figures, regime_histogram
+from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.report.summary import summary
+from minimalrl.eval.report.tables import ablations_table, findings_table, results_table
+from minimalrl.output import write_text_atomic
+from minimalrl.train.config import TrainConfig
+
+
+def write_report(
+    output: Path,
+    base: TrainConfig,
+    names: list[str],
+    seeds: list[int],
+    initial: dict,
+    results: list[dict],
+    rerun: str,
+) -> Path:
+    """OUTPUT/report.md, summary.json and figures/ from the finished runs (`names`: the runs of
+    the compare, in order); `rerun` is the command that reruns one of them (RUN, SEED, NEW_DIR
+    to fill in)."""
+    runs = Runs(output, results, initial)
+    fig_dir = output / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    regime_histogram(runs, fig_dir)
+    finding_lines, finding_rows = findings_table(runs)
+    lines = [
+        *prose.header(runs, base, seeds, results, rerun),
+        "",
+        "## Regime",
+        "",
+        *prose.regime(runs),
+        "",
+        "## Results",
+        "",
+        *results_table(runs, names),
+        "",
+        *ablations_table(runs, names),
+        "## The paper's findings at this scale",
+        "",
+        prose.FINDINGS_PREFACE,
+        "",
+        *finding_lines,
+        "",
+        "## Curves",
+        *curve_figures(runs, names, fig_dir),
+        "",
+    ]
+    path = output / "report.md"
+    write_text_atomic(path, "\n".join(lines))
+    body = json.dumps(summary(runs, results, finding_rows), indent=1)
+    write_text_atomic(output / "summary.json", body + "\n")
+    return path

@@ -1,0 +1,76 @@
+"""The report's figures: training curves per figure set, and the initial model's regime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minimalrl.eval.plots import plot_bands, plot_histogram
+from minimalrl.eval.report.runs import Runs
+
+CURVES = (
+    ("accuracy", "training accuracy (rollouts)"),
+    ("reward_mean", "mean training reward"),
+    ("entropy", "policy entropy (nats/token)"),
+    ("kl_to_init", "KL to the initial model"),
+    ("response_length", "response length (tokens)"),
+    ("prompts_kept", "fraction of prompts kept"),
+)
+# The paper's figure sets: which runs go on which figure.
+FIGURES = {
+    "main": (
+        "raft",
+        "raft++",
+        "reinforce",
+        "reinforce_rej",
+        "grpo",
+        "ppo",
+        "iterative_dpo",
+        "iterative_dpo:filtered=drop",  # DPO's pairs cannot be zeroed: in a zero grid, dropped
+    ),
+    "filters": (
+        "reinforce",
+        "reinforce_drop_all_wrong",
+        "reinforce_rej",
+        "reinforce_rej_std",
+        "grpo",
+    ),
+    "clip": ("raft", "raft++", "raft++_no_clip"),
+    "control": ("grpo", "grpo:random_reward"),
+    "drop_vs_zero": (
+        "reinforce_rej",
+        "reinforce_rej:filtered=drop",
+        "reinforce_drop_all_wrong",
+        "reinforce_drop_all_wrong:filtered=drop",
+    ),
+}
+
+
+def curve_figures(runs: Runs, names: list[str], fig_dir: Path) -> list[str]:
+    lines = []
+    sets = {"all": tuple(names), **FIGURES}
+    for set_name, members in sets.items():
+        groups = {
+            n: [runs.metrics(n, s) for s in runs.seeds(n)]
+            for n in names
+            if n in members and runs.seeds(n)
+        }
+        if len(groups) < 2 and set_name != "all":
+            continue
+        lines.append(f"\n### Curves: {set_name} (mean over seeds; band: lowest to highest seed)\n")
+        for key, label in CURVES:
+            path = plot_bands(
+                groups, key, label, fig_dir / f"{set_name}_{key}.png", title=f"{label} — {set_name}"
+            )
+            if path is not None:
+                lines.append(f"![{set_name} {key}](figures/{path.name})")
+    return lines
+
+
+def regime_histogram(runs: Runs, fig_dir: Path) -> Path | None:
+    """The initial model's correct counts at the training temperature, as a histogram."""
+    counts = runs.initial.get("train_temperature_counts")
+    if counts is None:
+        return None
+    n, t = runs.n, runs.initial["train_temperature"]
+    title = f"initial model, {len(counts)} held-out problems, {n} samples at T={t}"
+    return plot_histogram(counts, n, fig_dir / "initial_regime.png", title)

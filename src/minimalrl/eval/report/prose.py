@@ -1,0 +1,102 @@
+"""The report's prose: what was run and how it is measured, the regime, the budget, the costs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minimalrl.eval.findings import group_regime
+from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.report.tables import pct
+from minimalrl.train.config import TrainConfig
+
+
+def header(
+    runs: Runs, base: TrainConfig, seeds: list[int], results: list[dict], rerun: str
+) -> list[str]:
+    """The report's title and the paragraph of what was run, scored and measured how."""
+    initial, settings = runs.initial, runs.initial["settings"]
+    return [
+        "# minimalrl compare",
+        "",
+        f"Initial model `{initial['model']}` (weights sha256 {initial['model_sha256'][:12]}), "
+        f"training data `{base.train_data}`, seeds {seeds}; every run: {base.iterations} "
+        f"iterations × {base.prompts_per_iteration} prompts × {base.samples_per_prompt} samples "
+        f"at T={base.temperature}, ≤ {base.max_new_tokens} new tokens, lr {base.lr}, minibatch "
+        f"{base.minibatch_size}, filtered responses: {base.filtered}.",
+        budget(results),
+        f"Held-out: {initial['problems']} problems of `{settings['data']}`, {runs.n} samples each "
+        f"at T={settings['temperature']} (avg@{runs.n}, unbiased pass@k)"
+        + (", and greedy" if settings["greedy"] else "")
+        + ". Intervals: 95%, Student's t with the variances over seeds and over problems added "
+        "(Welch-Satterthwaite degrees of freedom; pairs kept; Fieller's for a ratio); one number "
+        "per run (early accuracy, entropy): t over seeds.",
+        costs(runs, results, rerun),
+    ]
+
+
+def regime(runs: Runs) -> list[str]:
+    """The initial model's all-correct / all-wrong / mixed fractions at the training temperature."""
+    counts = runs.initial.get("train_temperature_counts")
+    if counts is None:
+        return []
+    n, t = runs.n, runs.initial["train_temperature"]
+    fr = group_regime(np.array(counts), n)
+    ok = all(v >= 0.15 for v in fr.values())
+    return [
+        f"The initial model at the training temperature {t}, {n} samples on each of the "
+        f"{len(counts)} held-out problems: all correct {pct(fr['all_correct'])}%, all wrong "
+        f"{pct(fr['all_wrong'])}%, mixed {pct(fr['mixed'])}% "
+        f"({'each ≥ 15%: the paper' if ok else 'not the paper'}'s regime). Mean accuracy "
+        f"{pct(runs.initial['train_temperature_avg'])}%: the random-reward control's coin.",
+        "",
+        "![regime](figures/initial_regime.png)",
+    ]
+
+
+FINDINGS_PREFACE = (
+    "A verdict reads the interval only. With one seed an interval covers the held-out "
+    "problems (evaluation noise), not the spread between training runs, and a finding "
+    "measured by one number per run (early accuracy, entropy) has no interval at all: "
+    "verdicts on one seed are provisional. With few seeds a per-run finding's t interval "
+    "is wide (its 95% quantile is 12.7 standard errors at 2 seeds, 4.3 at 3)."
+)
+
+
+def budget(results: list[dict]) -> str:
+    """Whether the runs took equal optimizer steps: those on the shared settings, then those
+    with settings of their own (an ablation such as `filtered=drop` may take fewer)."""
+
+    def steps(rs: list[dict]) -> str:
+        counts = sorted({r["optimizer_steps"] for r in rs})
+        equal = "all equal, " if len(counts) == 1 else "NOT equal: "
+        return equal + "/".join(map(str, counts))
+
+    shared = [r for r in results if not r.get("settings")]
+    own = [r for r in results if r.get("settings")]
+    line = f"Budget: optimizer steps per run {steps(shared) if shared else '-'}"
+    if own:
+        line += f"; runs with settings of their own {steps(own)}"
+    return line + (
+        " (filtered = zero: a filtered response stays in the batch with advantage 0, so every "
+        "iteration takes its steps; drop: an iteration whose prompts are all filtered takes none)."
+    )
+
+
+def costs(runs: Runs, results: list[dict], rerun: str) -> str:
+    """What training and scoring cost per run (evaluation should not cost more than training)."""
+    if not results:
+        return "No run has finished yet."
+    train_s = [
+        sum(m.get("rollout_seconds", 0) + m.get("update_seconds", 0)
+            for m in runs.metrics(r["run"], r["seed"]))
+        for r in results
+    ]  # fmt: skip
+    eval_s = [r["after"]["seconds"] for r in results]
+    return (
+        f"Cost per run (mean of {len(results)}): training {np.mean(train_s) / 60:.1f} min, "
+        f"held-out scoring {np.mean(eval_s) / 60:.1f} min; the initial model was scored once "
+        f"({runs.initial['seconds'] / 60:.1f} min). Rerun one run from nothing: `{rerun}` (a "
+        "copy of initial_eval.json in NEW_DIR saves scoring the initial model again; its weights' "
+        "sha256 is still checked); the same seed gives the same numbers on the same machine "
+        "(deterministic kernels)."
+    )

@@ -1,0 +1,177 @@
+"""The report's tables: results per run, ablations, and the paper's findings with their verdicts."""
+
+from __future__ import annotations
+
+import math
+
+from minimalrl.eval.evaluate import pass_ks
+from minimalrl.eval.findings import FINDINGS, Finding, FindingResult, effect_interval, mean_interval
+from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.runspec import RunSpec
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _ci(mean: float, ci: tuple[float, float]) -> str:
+    return f"{pct(mean)} [{pct(ci[0])}, {pct(ci[1])}]"
+
+
+def results_table(runs: Runs, names: list[str]) -> list[str]:
+    n, ks = runs.n, pass_ks(runs.n)
+    head = (
+        [
+            "run",
+            "seeds",
+            "optimizer steps",
+            f"avg@{n} (T={runs.initial['temperature']})",
+            "change vs initial",
+        ]
+        + [f"pass@{k}" for k in ks]
+        + ["greedy"]
+    )
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    cells = ["initial model", "-", "-", _ci(*mean_interval(runs.table("initial", [0]))), "-"]
+    cells += [_ci(*mean_interval(runs.table("initial", [0], f"pass@{k}"))) for k in ks]
+    greedy = runs.has_greedy(("initial",), [0])
+    cells += [_ci(*mean_interval(runs.table("initial", [0], "greedy"))) if greedy else "-"]
+    lines.append("| " + " | ".join(cells) + " |")
+    for name in names:
+        seeds = runs.seeds(name)
+        if not seeds:
+            continue
+        steps = sorted({runs.by_name[name][s]["optimizer_steps"] for s in seeds})
+        after = runs.table(name, seeds)
+        change = effect_interval(after, runs.table("initial", seeds))
+        cells = [
+            name,
+            str(len(seeds)),
+            "/".join(map(str, steps)),
+            _ci(*mean_interval(after)),
+            f"{_points(change[0])} [{_points(change[1][0])}, {_points(change[1][1])}]",
+        ]
+        cells += [_ci(*mean_interval(runs.table(name, seeds, f"pass@{k}"))) for k in ks]
+        greedy = runs.has_greedy((name,), seeds)
+        cells += [_ci(*mean_interval(runs.table(name, seeds, "greedy"))) if greedy else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def ablations_table(runs: Runs, names: list[str]) -> list[str]:
+    """Each run with settings of its own against the same run on the shared settings (its
+    ablation), paired by seed and problem: the change in avg@n, pass@n and greedy."""
+    n = runs.n
+    head = ["run", "against", "seeds", "optimizer steps", f"Δ avg@{n}", f"Δ pass@{n}", "Δ greedy"]
+    lines = []
+    for name in names:
+        spec = RunSpec.parse(name)
+        base = RunSpec(spec.algo, spec.control).name
+        seeds = runs.seeds(name, base) if spec.settings and base in runs.by_name else []
+        if not seeds:
+            continue
+        steps = ["/".join(str(runs.by_name[r][s]["optimizer_steps"]) for s in seeds)
+                 for r in (name, base)]  # fmt: skip
+        cells = [name, base, str(len(seeds)), " vs ".join(steps)]
+        for score in ("avg", f"pass@{n}", "greedy"):
+            if score == "greedy" and not runs.has_greedy((name, base), seeds):
+                cells.append("-")
+                continue
+            effect, (lo, hi) = effect_interval(
+                runs.table(name, seeds, score), runs.table(base, seeds, score)
+            )
+            cells.append(f"{_points(effect)} [{_points(lo)}, {_points(hi)}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    if not lines:
+        return []
+    return [
+        "## Ablations: runs with settings of their own",
+        "",
+        "Each against the same run on the shared settings, on the seeds both have (differences in "
+        "points, 95% intervals over seeds and problems, pairs kept).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + " --- |" * len(head),
+        *lines,
+        "",
+    ]
+
+
+def findings_table(runs: Runs) -> tuple[list[str], list[dict]]:
+    lines = [
+        "| finding (the paper) | effect measured | effect | 95% interval | verdict | seeds |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    rows = []
+    for f in FINDINGS:
+        res = runs.measure(f)
+        what = _effect_words(f)
+        if res is None:
+            lines.append(f"| {f.statement} | {what} | - | - | not run | 0 |")
+            continue
+        lo, hi = res.ci95
+        fmt = _ratio if f.base else _nats if f.measure == "entropy" else _points
+        interval = f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) else _no_interval(f, res)
+        lines.append(
+            f"| {f.statement} | {what} | {fmt(res.effect)} | {interval} | **{res.verdict}** | "
+            f"{res.seeds} |"
+        )
+        rows.append(
+            {
+                "name": f.name,
+                "statement": f.statement,
+                "effect": _finite(res.effect),
+                "ci95": [_finite(lo), _finite(hi)],
+                "verdict": res.verdict,
+                "seeds": res.seeds,
+                "problems": res.problems,
+                "measure": f.measure,
+                "a": f.a,
+                "b": f.b,
+                "base": f.base,
+                "claim": f.claim,
+                "margin": f.margin,
+            }
+        )
+    return lines, rows
+
+
+def _no_interval(f: Finding, res: FindingResult) -> str:
+    if f.measure != "after" and res.seeds < 2:
+        return "none (one run each)"
+    return "undefined (b's gain ~ 0)"
+
+
+def _ratio(v: float) -> str:
+    return f"{v:+.2f}"
+
+
+def _nats(v: float) -> str:
+    return f"{v:+.3f}"
+
+
+def _points(v: float) -> str:
+    return f"{100 * v:+.1f}"
+
+
+def _effect_words(f: Finding) -> str:
+    unit = {
+        "after": "held-out avg@n (points)",
+        "early": "early training accuracy (points)",
+        "entropy": "late entropy (nats)",
+    }[f.measure]
+    if f.base:
+        return (
+            f"({f.a} − {f.base}) / ({f.b} − {f.base}) on {unit.split(' (')[0]}; claim ≥ {f.margin}"
+        )
+    claim = {
+        "greater": "> 0",
+        "less": "< 0",
+        "equivalent": f"within ±{100 * f.margin:.0f}",
+        "at_least": f"≥ {f.margin}",
+    }[f.claim]
+    return f"{f.a} − {f.b}, {unit}; claim {claim}"
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
