@@ -66,6 +66,9 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
     assert {"raft_strong_baseline", "real_reward_beats_random"} <= names
     for f in summary["findings"]:
         assert f["verdict"] in ("holds", "contradicted", "inconclusive") and f["seeds"] == 2
+        assert f["verdict_first_seeds"] == f["verdict"] and f["first_seeds"] == 2  # seeds 0, 1
+        assert set(f["seeds_to_settle"]) == {"seeds", "verdict", "why"}
+    assert "| verdict, seeds 0-2 | verdict, all seeds | seeds | seeds to settle |" in report
     # The control's coin is the initial model's accuracy at the training temperature.
     initial = json.loads((out / "initial_eval.json").read_text())
     control = json.loads((out / "runs/grpo+random_reward_seed1/final_eval.json").read_text())

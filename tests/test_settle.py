@@ -136,3 +136,17 @@ def test_one_seed_or_an_undefined_ratio_cannot_be_settled_by_a_number():
     assert (
         seeds_to_settle(edge, "greater").why == "none feasible (the effect is on the claim's edge)"
     )
+
+
+def test_settle_finding_pairs_the_runs_it_names():
+    from minimalrl.eval.findings import Finding
+    from minimalrl.eval.settle import settle_finding
+
+    b = np.tile([0.0, 1.0, 0.5, 0.25], (2, 1))
+    scores = {"a": b + _table(0.3), "b": b, "base": b - 0.5}
+    contrast = Finding("x", "a beats b", "a", "b", "greater")
+    assert settle_finding(contrast, scores) == seeds_to_settle(spread(_table(0.3)), "greater")
+    ratio = Finding("r", "a gets most of b's gain", "a", "b", "at_least", base="base", margin=0.5)
+    x, y = scores["a"] - scores["base"], scores["b"] - scores["base"]
+    assert settle_finding(ratio, scores) == seeds_to_settle(spread(x, y), "at_least", 0.5)
+    assert settle_finding(contrast, {"a": b}) is None

@@ -37,7 +37,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minimalrl.eval.findings import fieller_bounds, source_covariances, t_quantile, verdict
+from minimalrl.eval.findings import (
+    Finding,
+    fieller_bounds,
+    source_covariances,
+    t_quantile,
+    verdict,
+)
 
 MAX_SEEDS = 64
 
@@ -168,3 +174,15 @@ def seeds_to_settle(
     if lo == hi:
         return Settle(None, "", "none feasible (the effect is on the claim's edge)")
     return Settle(None, "", "none feasible (the problems' own spread leaves it open)")
+
+
+def settle_finding(finding: Finding, scores: dict[str, np.ndarray]) -> Settle | None:
+    """The seeds to settle `finding` from ``scores[run name] -> (seeds, problems)``, paired as
+    `minimalrl.eval.findings.measure_finding` pairs them; None when a run it needs is missing."""
+    names = [finding.a, finding.b] + ([finding.base] if finding.base else [])
+    if any(name not in scores for name in names):
+        return None
+    seeds = min(np.asarray(scores[name]).shape[0] for name in names)
+    a, b, *base = (np.asarray(scores[name], dtype=np.float64)[:seeds] for name in names)
+    sp = spread(a - base[0], b - base[0]) if base else spread(a - b)
+    return seeds_to_settle(sp, finding.claim, finding.margin)

@@ -13,9 +13,14 @@ from pathlib import Path
 
 from minimalrl.eval.report import prose
 from minimalrl.eval.report.figures import curve_figures, regime_histogram
-from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.report.runs import Runs, measure_findings
 from minimalrl.eval.report.summary import summary
-from minimalrl.eval.report.tables import ablations_table, findings_table, results_table
+from minimalrl.eval.report.tables import (
+    SETTLE_NOTE,
+    ablations_table,
+    findings_table,
+    results_table,
+)
 from minimalrl.output import write_text_atomic
 from minimalrl.train.config import TrainConfig
 
@@ -36,7 +41,7 @@ def write_report(
     fig_dir = output / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     regime_histogram(runs, fig_dir)
-    finding_lines, finding_rows = findings_table(runs)
+    measured = measure_findings(runs)
     lines = [
         *prose.header(runs, base, seeds, results, rerun),
         "",
@@ -53,7 +58,9 @@ def write_report(
         "",
         prose.FINDINGS_PREFACE,
         "",
-        *finding_lines,
+        *findings_table(measured),
+        "",
+        SETTLE_NOTE,
         "",
         "## Curves",
         *curve_figures(runs, names, fig_dir),
@@ -61,6 +68,6 @@ def write_report(
     ]
     path = output / "report.md"
     write_text_atomic(path, "\n".join(lines))
-    body = json.dumps(summary(runs, results, finding_rows), indent=1)
+    body = json.dumps(summary(runs, results, measured), indent=1)
     write_text_atomic(output / "summary.json", body + "\n")
     return path

@@ -3,14 +3,16 @@ and each of the paper's findings measured on them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from minimalrl.eval.findings import Finding, FindingResult, measure_finding
+from minimalrl.eval.findings import FINDINGS, Finding, FindingResult, measure_finding
 from minimalrl.eval.heldout import pass_at_k_table
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.eval.runspec import RunSpec
+from minimalrl.eval.settle import Settle, settle_finding
 
 
 class Runs:
@@ -65,21 +67,55 @@ class Runs:
         chosen = records[:q] if part == "early" else records[-q:]
         return float(np.mean([r[key] for r in chosen]))
 
-    def measure(self, finding: Finding) -> FindingResult | None:
-        """A finding's effect on the seeds all its runs share; None when a run is missing."""
+    def scores(self, finding: Finding, among: tuple[int, ...] | None = None) -> dict | None:
+        """{run name: (seeds, problems) scores} of a finding's runs on the seeds they all share
+        (only those in `among`, when given); per-run numbers as (seeds, 1). None when a run is
+        missing or they share no seed."""
         names = [finding.a, finding.b] + ([finding.base] if finding.base else [])
         if any(n != "initial" and n not in self.by_name for n in names):
             return None
-        seeds = self.seeds(*names)
+        seeds = [s for s in self.seeds(*names) if among is None or s in among]
         if not seeds:
             return None
         if finding.measure == "after":
-            scores = {n: self.table(n, seeds) for n in names}
-        else:
-            key, part = {"early": ("accuracy", "early"), "entropy": ("entropy", "late")}[
-                finding.measure
-            ]
-            scores = {
-                n: np.array([[self.curve_value(n, s, key, part)] for s in seeds]) for n in names
-            }
-        return measure_finding(finding, scores)
+            return {n: self.table(n, seeds) for n in names}
+        key, part = {"early": ("accuracy", "early"), "entropy": ("entropy", "late")}[
+            finding.measure
+        ]
+        return {n: np.array([[self.curve_value(n, s, key, part)] for s in seeds]) for n in names}
+
+    def measure(
+        self, finding: Finding, among: tuple[int, ...] | None = None
+    ) -> FindingResult | None:
+        """A finding's effect on the seeds all its runs share (those in `among`, when given);
+        None when a run is missing."""
+        scores = self.scores(finding, among)
+        return None if scores is None else measure_finding(finding, scores)
+
+
+# The seeds the grid first had: the findings table shows the verdict they gave beside today's.
+FIRST_SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One of the paper's findings on these runs: None where a run it needs has not finished."""
+
+    finding: Finding
+    now: FindingResult | None
+    """On every seed its runs share."""
+    first: FindingResult | None
+    """On those of FIRST_SEEDS only."""
+    settle: Settle | None
+    """The seeds that would settle it, from the spread of `now`'s seeds."""
+
+
+def measure_findings(runs: Runs) -> list[Measured]:
+    """Every finding of FINDINGS, measured on all seeds, on the first seeds, and projected."""
+    out = []
+    for f in FINDINGS:
+        scores = runs.scores(f)
+        now = None if scores is None else measure_finding(f, scores)
+        settle = None if scores is None else settle_finding(f, scores)
+        out.append(Measured(f, now, runs.measure(f, FIRST_SEEDS), settle))
+    return out

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.report.runs import Measured, Runs
+from minimalrl.eval.report.tables import finite
 
 
-def summary(runs: Runs, results: list[dict], findings: list[dict]) -> dict:
+def summary(runs: Runs, results: list[dict], measured: list[Measured]) -> dict:
     init = runs.initial
     return {
         "eval": {
@@ -37,5 +38,38 @@ def summary(runs: Runs, results: list[dict], findings: list[dict]) -> dict:
             }
             for r in results
         ],
-        "findings": findings,
+        "findings": finding_rows(measured),
     }
+
+
+def finding_rows(measured: list[Measured]) -> list[dict]:
+    """Every finding measured (those whose runs have not finished left out)."""
+    rows = []
+    for m in measured:
+        f, res = m.finding, m.now
+        if res is None:
+            continue
+        settle = m.settle
+        rows.append(
+            {
+                "name": f.name,
+                "statement": f.statement,
+                "effect": finite(res.effect),
+                "ci95": [finite(res.ci95[0]), finite(res.ci95[1])],
+                "verdict": res.verdict,
+                "seeds": res.seeds,
+                "problems": res.problems,
+                "measure": f.measure,
+                "a": f.a,
+                "b": f.b,
+                "base": f.base,
+                "claim": f.claim,
+                "margin": f.margin,
+                "verdict_first_seeds": m.first.verdict if m.first is not None else None,
+                "first_seeds": m.first.seeds if m.first is not None else 0,
+                "seeds_to_settle": None
+                if settle is None
+                else {"seeds": settle.seeds, "verdict": settle.verdict or None, "why": settle.why},
+            }
+        )
+    return rows

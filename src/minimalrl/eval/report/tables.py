@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 from minimalrl.eval.evaluate import pass_ks
-from minimalrl.eval.findings import FINDINGS, Finding, FindingResult, effect_interval, mean_interval
-from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.findings import Finding, FindingResult, effect_interval, mean_interval
+from minimalrl.eval.report.runs import FIRST_SEEDS, Measured, Runs
 from minimalrl.eval.runspec import RunSpec
+from minimalrl.eval.settle import Settle
 
 
 def pct(x: float) -> str:
@@ -97,43 +98,48 @@ def ablations_table(runs: Runs, names: list[str]) -> list[str]:
     ]
 
 
-def findings_table(runs: Runs) -> tuple[list[str], list[dict]]:
+def findings_table(measured: list[Measured]) -> list[str]:
+    """One row per finding: the effect and interval on all seeds, the verdict on the first
+    seeds and on all, and the seeds that would settle it."""
     lines = [
-        "| finding (the paper) | effect measured | effect | 95% interval | verdict | seeds |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| finding (the paper) | effect measured | effect | 95% interval | verdict, seeds "
+        f"{_seed_range(FIRST_SEEDS)} | verdict, all seeds | seeds | seeds to settle |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    rows = []
-    for f in FINDINGS:
-        res = runs.measure(f)
+    for m in measured:
+        f, res = m.finding, m.now
         what = _effect_words(f)
         if res is None:
-            lines.append(f"| {f.statement} | {what} | - | - | not run | 0 |")
+            lines.append(f"| {f.statement} | {what} | - | - | not run | not run | 0 | - |")
             continue
         lo, hi = res.ci95
         fmt = _ratio if f.base else _nats if f.measure == "entropy" else _points
         interval = f"[{fmt(lo)}, {fmt(hi)}]" if math.isfinite(lo) else _no_interval(f, res)
+        first = f"**{m.first.verdict}**" if m.first is not None else "not run"
         lines.append(
-            f"| {f.statement} | {what} | {fmt(res.effect)} | {interval} | **{res.verdict}** | "
-            f"{res.seeds} |"
+            f"| {f.statement} | {what} | {fmt(res.effect)} | {interval} | {first} | "
+            f"**{res.verdict}** | {res.seeds} | {_settle_cell(m.settle)} |"
         )
-        rows.append(
-            {
-                "name": f.name,
-                "statement": f.statement,
-                "effect": _finite(res.effect),
-                "ci95": [_finite(lo), _finite(hi)],
-                "verdict": res.verdict,
-                "seeds": res.seeds,
-                "problems": res.problems,
-                "measure": f.measure,
-                "a": f.a,
-                "b": f.b,
-                "base": f.base,
-                "claim": f.claim,
-                "margin": f.margin,
-            }
-        )
-    return lines, rows
+    return lines
+
+
+def _seed_range(seeds: tuple[int, ...]) -> str:
+    return f"{seeds[0]}-{seeds[-1]}"
+
+
+def _settle_cell(settle: Settle | None) -> str:
+    if settle is None:
+        return "-"
+    return f"{settle.why} ({settle.verdict})" if settle.seeds is not None else settle.why
+
+
+SETTLE_NOTE = (
+    "Seeds to settle: the fewest seeds at which this interval, with the same effect and the "
+    "variances the seeds now show (a seed's, a problem's, and the seed × problem noise that more "
+    'seeds average down), would be decisive (clear of the claim\'s band, or for "within ±3" '
+    'inside it), and the verdict it would give; "none feasible" where even many seeds would '
+    "leave it open (`minimalrl.eval.settle`)."
+)
 
 
 def _no_interval(f: Finding, res: FindingResult) -> str:
@@ -173,5 +179,5 @@ def _effect_words(f: Finding) -> str:
     return f"{f.a} − {f.b}, {unit}; claim {claim}"
 
 
-def _finite(x: float) -> float | None:
+def finite(x: float) -> float | None:
     return float(x) if math.isfinite(x) else None
