@@ -111,6 +111,23 @@ def test_cispo_keeps_the_gradient_of_clipped_tokens():
     assert _one_token("cispo", 1.1, 2.0)[1] == pytest.approx(-2.2, rel=1e-6)  # inside: s·A
 
 
+def test_cispo_preset_follows_the_paper_no_lower_bound_weight_capped_at_5():
+    """MiniMax-M1: no lower bound on the IS weight, only the upper one tuned; the cap of 5 is
+    TRL's ScaleRL recipe (`epsilon_high=5.0`, TRL's cap on the weight itself)."""
+    from minimalrl.train.config import TrainConfig
+
+    cfg = TrainConfig(algo="cispo").effective()
+    assert (cfg.clip_low, cfg.clip_high) == (1.0, 4.0)
+    preset = {"clip_low": cfg.clip_low, "clip_high": cfg.clip_high}
+    # s = 0.1, A = −1: no floor, the weight stays 0.1 (the generic clip would make it 0.8)
+    assert _one_token("cispo", 0.1, -1.0, **preset)[1] == pytest.approx(0.1, rel=1e-6)
+    # s = 4.5: inside the cap; s = 7: capped at 5
+    assert _one_token("cispo", 4.5, 1.0, **preset)[1] == pytest.approx(-4.5, rel=1e-6)
+    _, grad, metrics = _one_token("cispo", 7.0, 1.0, **preset)
+    assert grad == pytest.approx(-5.0, rel=1e-6) and metrics["clip_fraction"].item() == 1.0
+    assert TrainConfig(algo="cispo", clip_high=0.28).effective().clip_high == 0.28  # yours wins
+
+
 def test_gspo_one_ratio_per_sequence_by_hand():
     # Sequence 0: log ratios 0.1, −0.3 -> s = e^−0.1 = 0.904837, inside [0.8, 1.2]; A = 1.
     # Sequence 1: log ratios 0.5, 0.5 -> s = e^0.5 = 1.6487 > 1.2, clipped; A = 1.

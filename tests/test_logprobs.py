@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from minimalrl.policy.fast.packing import pack
+from minimalrl.policy.fast.support import fast_paths
 from minimalrl.policy.logprobs import (
     TokenBatch,
     _packing_applies,
@@ -177,7 +178,7 @@ def test_packed_states_equal_padded_ones(tiny):
     model, tokenizer = tiny
     b = _batch(tokenizer)
     body = model.get_decoder()
-    assert _packing_applies(body, b)
+    assert _packing_applies(fast_paths(model).packing, b)
     assert pack(b.prompt_mask_UP, b.prompt_index_B, b.response_ids_BR, b.response_mask_BR
                 ).input_ids_RW.shape == (4, 7)  # fmt: skip
     with torch.no_grad():
@@ -186,7 +187,7 @@ def test_packed_states_equal_padded_ones(tiny):
     torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
     empty = TokenBatch(b.prompt_ids_UP, b.prompt_mask_UP, b.prompt_index_B,
                        b.response_ids_BR, torch.zeros_like(b.response_mask_BR))  # fmt: skip
-    assert not _packing_applies(body, empty)  # nothing to pack: the padded path
+    assert not _packing_applies(True, empty)  # nothing to pack: the padded path
     logp, _ = response_logprobs(model, empty)
     assert logp.abs().sum() == 0
 

@@ -149,8 +149,8 @@ def ratio_metrics(log_ratio_BT: Tensor, mask_BT: Tensor) -> dict[str, Tensor]:
 
 
 def _check_clip(clip_low: float, clip_high: float, dual_clip: float | None) -> None:
-    if not (0.0 <= clip_low < 1.0 and clip_high >= 0.0):
-        raise ValueError(f"need 0 <= clip_low < 1 and clip_high >= 0, got {clip_low}, {clip_high}")
+    if not (0.0 <= clip_low <= 1.0 and clip_high >= 0.0):  # clip_low 1: no lower bound
+        raise ValueError(f"need 0 <= clip_low <= 1 and clip_high >= 0, got {clip_low}, {clip_high}")
     if dual_clip is not None and not dual_clip > 1.0:
         raise ValueError(f"dual_clip must be > 1 (the released code uses 3), got {dual_clip}")
 

