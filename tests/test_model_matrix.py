@@ -126,6 +126,25 @@ def test_sampler_logprobs_equal_the_trainers(zoo, family):
     assert err <= _fp32_bound(trainer), (family, err)
 
 
+@pytest.mark.parametrize("family", ["llama", "mistral_window", "starcoder2"])
+def test_critic_values_equal_its_body_on_each_sequence_alone(zoo, family):
+    """PPO's critic reads the body's hidden states by the same rule: packed, padded on the
+    shared prompt cache, or (a family not checked) whole rows."""
+    from minimalrl.policy.critic import ValueModel
+
+    critic, b = ValueModel(zoo(family)), _batch()
+    torch.nn.init.normal_(critic.head.weight, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        values = critic(b)
+        for r in range(b.response_ids_BR.shape[0]):
+            u, n = b.prompt_index_B[r], int(b.response_mask_BR[r].sum())
+            p = b.prompt_ids_UP[u][b.prompt_mask_UP[u].bool()]
+            seq = torch.cat([p, b.response_ids_BR[r, :n]])[None]
+            h = critic.body(input_ids=seq).last_hidden_state[0, len(p) - 1 : -1]
+            ref = critic.head(h).squeeze(-1)
+            assert float((values[r, :n] - ref).abs().max()) <= _fp32_bound(ref), (family, r)
+
+
 def test_which_fast_paths_each_family_takes(zoo):
     for family in FAMILIES:
         paths = fast_paths(zoo(family))
