@@ -4,6 +4,7 @@ OUTPUT holds:
   initial_eval.json          the initial model's held-out scores, computed once and reused (with
                              its weights' fingerprint: a compare from another model is refused)
   runs/{run}_seed{s}/        one training run each: metrics.jsonl, tensorboard/, final_eval.json
+                             (and curve_eval.json with --score-every: `minimalrl.eval.curve`)
   report.md, summary.json, figures/   (`minimalrl.eval.report`)
 
 A run is an algorithm name, then optionally `:random_reward` (the control: the same algorithm
@@ -12,6 +13,9 @@ settings of its own (an ablation inside the grid: `reinforce_rej:filtered=drop`)
 (final_eval.json) is skipped; an unfinished one resumes from its checkpoint, so the command can be
 killed and rerun. Runs go seed by seed (every run of seed 0 first), so a grid stopped midway has
 every algorithm at the first seeds. `--report-only` rewrites the report from the finished runs.
+A longer run is a setting too: `grpo:iterations=120 --score-every 30` trains 120 iterations whose
+first 30 are the 30-iteration run's (nothing else depends on `iterations` under a constant lr
+schedule) and scores the held-out set at iterations 30, 60, 90 and 120.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from minimalrl.eval.curve import check_score_every, score_curve
 from minimalrl.eval.heldout import HeldOut, model_fingerprint, score_model
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.eval.runspec import RunSpec
@@ -58,6 +63,14 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
         help="keep a finished run's checkpoints (default: deleted once scored)",
     )
     p.add_argument(
+        "--score-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also score the held-out set at every K iterations, from checkpoints kept for it, "
+        "into RUN/curve_eval.json (a multiple of save_every; 0: the final score only)",
+    )
+    p.add_argument(
         "--report-only",
         action="store_true",
         help="write the report from the finished runs; train nothing",
@@ -90,6 +103,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         keep_checkpoints=args.keep_checkpoints,
         report_only=args.report_only,
         rerun=rerun_command(args),
+        score_every=args.score_every,
     )
     print(f"report: {report}")
     return 0
@@ -151,8 +165,10 @@ def run_one(
     *,
     progress: bool = True,
     keep_checkpoints: bool = False,
+    score_every: int = 0,
 ) -> dict:
-    """Train one (run, seed) to the end (resuming what is there) and score it; its result."""
+    """Train one (run, seed) to the end (resuming what is there) and score it; its result.
+    `score_every` K: also score the checkpoints at multiples of K into RUN/curve_eval.json."""
     from minimalrl.train.checkpoint import latest_checkpoint
     from minimalrl.train.trainer import train
 
@@ -160,21 +176,16 @@ def run_one(
     done = run_dir / "final_eval.json"
     cfg = spec.config(base, seed, initial["train_temperature_avg"])
     if done.is_file():
-        result = json.loads(done.read_text())
-        now = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved JSON has them
-        changed = sorted(k for k, v in now.items() if result["config"].get(k, v) != v)
-        if changed:
-            raise ConfigError(
-                f"{done}: this run finished with another config ("
-                + ", ".join(f"{k}: {result['config'][k]!r} there, {now[k]!r} here" for k in changed)
-                + "): use another --output, or delete the run to redo it"
-            )
-        return result
-    train(cfg, run_dir, resume="auto", progress=progress)
+        return _finished(done, cfg)
+    check_score_every(score_every, cfg)
+    # Keeping checkpoints changes nothing the run computes: `cfg` (the one recorded) leaves it out.
+    train(cfg.replace(keep_checkpoint_every=score_every), run_dir, resume="auto", progress=progress)
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None or ckpt.name != f"iter_{cfg.iterations:06d}":
         # Stopped early (Ctrl-C saves and returns): leave the run unfinished, to resume later.
         raise KeyboardInterrupt(f"{run_dir} stopped before iteration {cfg.iterations}")
+    curve = score_curve(run_dir, cfg, heldout, score_every) if score_every else []
+    last = [p["scores"] for p in curve if p["iteration"] == cfg.iterations]
     records = [r for r in read_metrics(run_dir) if "reward_mean" in r]
     result = {
         "run": spec.name,
@@ -185,11 +196,26 @@ def run_one(
         "iterations": len(records),
         "optimizer_steps": int(sum(r.get("update/optimizer_steps", 0) for r in records)),
         "config": cfg.to_dict(),
-        "after": score_model(str(ckpt / "policy"), cfg, heldout),
+        "after": last[0] if last else score_model(str(ckpt / "policy"), cfg, heldout),
+        **({"score_every": score_every} if score_every else {}),
     }
     write_text_atomic(done, json.dumps(result) + "\n")
     if not keep_checkpoints:  # 1-2 GB each; the scores and curves are what the report needs
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    return result
+
+
+def _finished(done: Path, cfg: TrainConfig) -> dict:
+    """A finished run's result, refused when it was made with another config than `cfg`."""
+    result = json.loads(done.read_text())
+    now = json.loads(json.dumps(cfg.to_dict()))  # tuples as the saved JSON has them
+    changed = sorted(k for k, v in now.items() if result["config"].get(k, v) != v)
+    if changed:
+        raise ConfigError(
+            f"{done}: this run finished with another config ("
+            + ", ".join(f"{k}: {result['config'][k]!r} there, {now[k]!r} here" for k in changed)
+            + "): use another --output, or delete the run to redo it"
+        )
     return result
 
 
@@ -204,13 +230,14 @@ def compare(
     keep_checkpoints: bool = False,
     report_only: bool = False,
     rerun: str = RERUN,
+    score_every: int = 0,
 ) -> Path:
     """Train and score every (run, seed), seed by seed, and write OUTPUT/report.md (`rerun`: the
-    command that reruns one of them, for the report)."""
+    command that reruns one of them, for the report; `score_every`: see `run_one`)."""
     from minimalrl.eval.report import write_report
 
-    for spec in specs:  # fail fast on a bad name or group size, before hours of training
-        spec.config(base, seeds[0] if seeds else 0, 0.5)
+    for spec in specs:  # fail fast on a bad name, group size or scoring interval
+        check_score_every(score_every, spec.config(base, seeds[0] if seeds else 0, 0.5))
     if not seeds:
         raise ConfigError("--seeds: at least one seed")
     if report_only:
@@ -235,6 +262,7 @@ def compare(
                     output,
                     progress=progress,
                     keep_checkpoints=keep_checkpoints,
+                    score_every=score_every,
                 )
             )
     return write_report(output, base, [s.name for s in specs], seeds, initial, results, rerun)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -113,6 +114,44 @@ def plot_histogram(counts: list[int], n: int, path: Path, title: str) -> Path:
     ax.set_ylabel("fraction of problems")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@dataclass(frozen=True)
+class ScoreCurve:
+    """One run's held-out score against optimizer steps: each seed's, and pooled with its 95%
+    interval."""
+
+    label: str
+    seeds: dict[int, tuple[list[float], list[float]]]
+    """seed -> (optimizer steps, scores)."""
+    steps: list[float]
+    mean: list[float]
+    lo: list[float]
+    hi: list[float]
+
+
+def plot_score_curves(panels: list[tuple[str, list[ScoreCurve]]], path: Path, title: str) -> Path:
+    """Side-by-side panels (one per score: ylabel, curves) of held-out scores against optimizer
+    steps: a thin line per seed, a thick line for the pooled mean with its interval as a band."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (ylabel, curves) in zip(axes[0], panels, strict=True):
+        for i, curve in enumerate(curves):
+            color = f"C{i}"
+            for xs, ys in curve.seeds.values():
+                ax.plot(xs, ys, color=color, linewidth=0.8, alpha=0.45)
+            seeds = len(curve.seeds)
+            ax.plot(curve.steps, curve.mean, color=color, linewidth=2.4, marker="o", ms=4,
+                    label=f"{curve.label} ({seeds} seed{'s' * (seeds != 1)})")  # fmt: skip
+            ax.fill_between(curve.steps, curve.lo, curve.hi, color=color, alpha=0.15, linewidth=0)
+        ax.set_xlabel("optimizer steps")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

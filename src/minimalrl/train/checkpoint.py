@@ -33,8 +33,11 @@ from minimalrl.scale import fsdp
 
 # Fields that may differ on resume: they do not change what the first iterations compute.
 RESUMABLE_CHANGES = frozenset(
-    {"iterations", "eval_every", "save_every", "keep_checkpoints", "threads", "keep_freed_memory"}
-)
+    {
+        "iterations", "eval_every", "save_every", "keep_checkpoints", "keep_checkpoint_every",
+        "threads", "keep_freed_memory",
+    }
+)  # fmt: skip
 
 
 class CheckpointError(RuntimeError):
@@ -116,7 +119,7 @@ def save_checkpoint(
         if failure is None:
             raise
         raise CheckpointError(failure) from err
-    _prune(root, keep, current=name)
+    _prune(root, keep, current=name, every=int(config.get("keep_checkpoint_every") or 0))
     return final
 
 
@@ -131,10 +134,13 @@ def _save_failure(err: BaseException, root: Path, name: str) -> str:
     return f"{root / name}: checkpoint not written ({describe_write_error(err, root)}); {kept}"
 
 
-def _prune(root: Path, keep: int, current: str) -> None:
+def _prune(root: Path, keep: int, current: str, every: int = 0) -> None:
+    """Delete the checkpoints older than the newest `keep`, except those at a multiple of `every`
+    iterations (keep_checkpoint_every, read from the saved config: the trainer passes that)."""
     done = sorted(p for p in root.glob("iter_*") if p.is_dir())
     for old in done[:-keep]:
-        if old.name != current:
+        kept = every > 0 and int(old.name.removeprefix("iter_")) % every == 0
+        if old.name != current and not kept:
             shutil.rmtree(old, ignore_errors=True)
 
 

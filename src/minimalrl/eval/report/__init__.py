@@ -12,12 +12,13 @@ import json
 from pathlib import Path
 
 from minimalrl.eval.report import prose
-from minimalrl.eval.report.figures import curve_figures, regime_histogram
-from minimalrl.eval.report.runs import Runs, measure_findings
+from minimalrl.eval.report.figures import curve_figures, heldout_curve_figure, regime_histogram
+from minimalrl.eval.report.runs import LONG_ARM, Runs, measure_findings
 from minimalrl.eval.report.summary import summary
 from minimalrl.eval.report.tables import (
     SETTLE_NOTE,
     ablations_table,
+    curve_table,
     findings_table,
     results_table,
 )
@@ -62,6 +63,7 @@ def write_report(
         "",
         SETTLE_NOTE,
         "",
+        *_long_arm_section(runs, names, seeds, fig_dir),
         "## Curves",
         *curve_figures(runs, names, fig_dir),
         "",
@@ -71,3 +73,19 @@ def write_report(
     body = json.dumps(summary(runs, results, measured), indent=1)
     write_text_atomic(output / "summary.json", body + "\n")
     return path
+
+
+def _long_arm_section(runs: Runs, names: list[str], seeds: list[int], fig_dir: Path) -> list[str]:
+    """Held-out scores along training: the long arm's progress, its table and figure."""
+    figure = heldout_curve_figure(runs, names, seeds, fig_dir)
+    table = curve_table(runs, names, seeds)
+    return [
+        f"## The long arm: {LONG_ARM.a} and {LONG_ARM.b}, held-out scores along training",
+        "",
+        *prose.long_arm(runs, names, seeds, LONG_ARM),
+        "",
+        *([*table, ""] if table else []),
+        *([f"![held-out along training](figures/{figure.name})", ""] if figure else []),
+        prose.PAPER_SHAPE,
+        "",
+    ]

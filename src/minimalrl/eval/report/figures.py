@@ -1,11 +1,12 @@
-"""The report's figures: training curves per figure set, and the initial model's regime."""
+"""The report's figures: training curves per figure set, the initial model's regime, and held-out
+scores along training (the long arm)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from minimalrl.eval.plots import plot_bands, plot_histogram
-from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.plots import ScoreCurve, plot_bands, plot_histogram, plot_score_curves
+from minimalrl.eval.report.runs import LONG_ARM, Runs, pooled_curve
 
 CURVES = (
     ("accuracy", "training accuracy (rollouts)"),
@@ -36,6 +37,7 @@ FIGURES = {
     ),
     "clip": ("raft", "raft++", "raft++_no_clip"),
     "control": ("grpo", "grpo:random_reward"),
+    "long_arm": (LONG_ARM.a, LONG_ARM.b),
     "drop_vs_zero": (
         "reinforce_rej",
         "reinforce_rej:filtered=drop",
@@ -74,3 +76,33 @@ def regime_histogram(runs: Runs, fig_dir: Path) -> Path | None:
     n, t = runs.n, runs.initial["train_temperature"]
     title = f"initial model, {len(counts)} held-out problems, {n} samples at T={t}"
     return plot_histogram(counts, n, fig_dir / "initial_regime.png", title)
+
+
+def heldout_curve_figure(
+    runs: Runs, names: list[str], seeds: list[int], fig_dir: Path
+) -> Path | None:
+    """Held-out avg@n and greedy against optimizer steps for every run scored along training
+    (`--score-every`): thin lines per seed, thick the pooled mean with its 95% interval; None
+    when no run was."""
+    panels = []
+    for score, label in (("avg", f"held-out avg@{runs.n}"), ("greedy", "held-out greedy")):
+        curves = []
+        for name in names:
+            points = pooled_curve(runs, name, seeds, score)
+            if not points:
+                continue
+            per_seed = {  # points[0] (the initial model) lists every seed scored along
+                s: ([p.optimizer_steps for p in points if s in p.seeds],
+                    [p.per_seed[p.seeds.index(s)] for p in points if s in p.seeds])
+                for s in points[0].seeds
+            }  # fmt: skip
+            curves.append(ScoreCurve(
+                name, per_seed, [p.optimizer_steps for p in points], [p.mean for p in points],
+                [p.ci95[0] for p in points], [p.ci95[1] for p in points],
+            ))  # fmt: skip
+        if curves:
+            panels.append((label, curves))
+    if not panels:
+        return None
+    title = "held-out score along training (thin: each seed; thick: pooled, band: 95% interval)"
+    return plot_score_curves(panels, fig_dir / "heldout_along_training.png", title)

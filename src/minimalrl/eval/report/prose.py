@@ -1,11 +1,12 @@
-"""The report's prose: what was run and how it is measured, the regime, the budget, the costs."""
+"""The report's prose: what was run and how it is measured, the regime, the budget, the costs,
+and how far the long arm has got."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minimalrl.eval.findings import group_regime
-from minimalrl.eval.report.runs import Runs
+from minimalrl.eval.findings import Finding, group_regime
+from minimalrl.eval.report.runs import Runs, same_start, shorter_run
 from minimalrl.eval.report.tables import pct
 from minimalrl.train.config import TrainConfig
 
@@ -99,4 +100,58 @@ def costs(runs: Runs, results: list[dict], rerun: str) -> str:
         "copy of initial_eval.json in NEW_DIR saves scoring the initial model again; its weights' "
         "sha256 is still checked); the same seed gives the same numbers on the same machine "
         "(deterministic kernels)."
+    )
+
+
+# What the paper shows where the long arm should show its crossover (PAPER.md's findings, and
+# the paper's figures as the reading notes of the paper describe them).
+PAPER_SHAPE = (
+    "The paper's shape (its Figures 1-2, reward curves, as the reading notes describe them; 1024 "
+    "prompts × 4 samples an iteration, 2 optimizer steps each): RAFT++ rises fastest at first, "
+    "its growth slows after about 100 iterations (~200 optimizer steps), and GRPO overtakes it "
+    "later; its Figure 3 ties the slowdown to RAFT++'s entropy falling fast. The long arm asks "
+    "whether that crossover comes within 240 optimizer steps at this scale, on held-out "
+    "accuracy."
+)
+
+
+def long_arm(runs: Runs, names: list[str], seeds: list[int], finding: Finding) -> list[str]:
+    """What the long arm (the finding's two runs, scored along training) has run so far, and
+    whether its first iterations repeat the shorter runs'."""
+    lines = [
+        f"Runs longer than the grid's, scored on the held-out set from their checkpoints along "
+        f'training (`minimalrl compare --score-every K`); the finding "{finding.statement}" '
+        "reads their final scores, paired by seed. Their entropy and response length along "
+        "training: the long_arm curves below.",
+        "",
+    ]
+    for name in (finding.a, finding.b):
+        if name not in names:
+            lines.append(f"- `{name}`: not in this compare's runs.")
+            continue
+        finished = runs.seeds(name)
+        scored = {s: points[-1]["iteration"] for s, points in runs.curves(name, seeds).items()}
+        if not finished and not scored:
+            lines.append(f"- `{name}`: not run yet.")
+            continue
+        along = ", ".join(f"{s} (to iteration {it})" for s, it in scored.items()) or "none"
+        lines.append(
+            f"- `{name}`: finished at seeds {finished or 'none yet'}; scored along training at "
+            f"seeds {along}." + _same_start_words(runs, name, seeds)
+        )
+    return lines
+
+
+def _same_start_words(runs: Runs, name: str, seeds: list[int]) -> str:
+    same = same_start(runs, name, seeds)
+    if not same:
+        return ""
+    short = shorter_run(name)
+    agree = [s for s, ok in same.items() if ok]
+    differ = [s for s, ok in same.items() if not ok]
+    return (
+        f" Its first iterations against `{short}`'s (every logged number but the timings, and "
+        f"the held-out scores at `{short}`'s end): identical at seeds {agree or 'none'}"
+        + (f", DIFFERENT at seeds {differ} (the code changed between them?)" if differ else "")
+        + "."
     )

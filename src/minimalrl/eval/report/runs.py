@@ -8,7 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from minimalrl.eval.findings import FINDINGS, Finding, FindingResult, measure_finding
+from minimalrl.eval.curve import read_curve
+from minimalrl.eval.findings import (
+    FINDINGS,
+    Finding,
+    FindingResult,
+    effect_interval,
+    mean_interval,
+    measure_finding,
+)
 from minimalrl.eval.heldout import pass_at_k_table
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.eval.runspec import RunSpec
@@ -67,6 +75,23 @@ class Runs:
         chosen = records[:q] if part == "early" else records[-q:]
         return float(np.mean([r[key] for r in chosen]))
 
+    def curves(self, name: str, seeds: list[int]) -> dict[int, list[dict]]:
+        """{seed: held-out points along the run (`minimalrl.eval.curve`)} of the seeds that have
+        any, finished or not."""
+        out = {}
+        for seed in seeds:
+            points = read_curve(self.output / "runs" / RunSpec.parse(name).dir_name(seed))
+            if points:
+                out[seed] = points
+        return out
+
+    def point_table(self, point: dict | None, score: str) -> np.ndarray:
+        """(1, problems) scores of one curve point (None: the initial model), avg or greedy."""
+        scores = self.initial if point is None else point["scores"]
+        if score == "greedy":
+            return np.array([scores["greedy_correct"]], dtype=np.float64)
+        return np.array([scores["correct_counts"]], dtype=np.float64) / self.n
+
     def scores(self, finding: Finding, among: tuple[int, ...] | None = None) -> dict | None:
         """{run name: (seeds, problems) scores} of a finding's runs on the seeds they all share
         (only those in `among`, when given); per-run numbers as (seeds, 1). None when a run is
@@ -95,6 +120,8 @@ class Runs:
 
 # The seeds the grid first had: the findings table shows the verdict they gave beside today's.
 FIRST_SEEDS = (0, 1, 2)
+# The long arm: its two runs, scored along training (`--score-every`), and its finding.
+LONG_ARM = next(f for f in FINDINGS if f.name == "grpo_overtakes_raft++_240_steps")
 
 
 @dataclass(frozen=True)
@@ -119,3 +146,97 @@ def measure_findings(runs: Runs) -> list[Measured]:
         settle = None if scores is None else settle_finding(f, scores)
         out.append(Measured(f, now, runs.measure(f, FIRST_SEEDS), settle))
     return out
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One run's held-out score at one point along training, pooled over the seeds scored there."""
+
+    iteration: int
+    optimizer_steps: int
+    seeds: tuple[int, ...]
+    per_seed: tuple[float, ...]
+    mean: float
+    ci95: tuple[float, float]
+
+
+def pooled_curve(runs: Runs, name: str, seeds: list[int], score: str = "avg") -> list[CurvePoint]:
+    """A run's held-out score (avg@n or greedy) along training, from the initial model (0 steps)
+    to its last scored point; [] when no seed has a point or a score lacks greedy."""
+    curves = runs.curves(name, seeds)
+    by_iteration: dict[int, dict[int, dict]] = {}
+    for seed, points in curves.items():
+        for point in points:
+            by_iteration.setdefault(point["iteration"], {})[seed] = point
+    if not by_iteration or (score == "greedy" and "greedy_correct" not in runs.initial):
+        return []
+    initial = runs.point_table(None, score)
+    out = [CurvePoint(0, 0, tuple(curves), (float(initial.mean()),) * len(curves),
+                      *mean_interval(initial))]  # fmt: skip
+    for it in sorted(by_iteration):
+        at = by_iteration[it]
+        if score == "greedy" and not all("greedy_correct" in p["scores"] for p in at.values()):
+            return []
+        table = np.concatenate([runs.point_table(at[s], score) for s in sorted(at)])
+        steps = [p["optimizer_steps"] for p in at.values() if p["optimizer_steps"] is not None]
+        out.append(CurvePoint(
+            it, max(steps, default=0), tuple(sorted(at)), tuple(table.mean(axis=1).tolist()),
+            *mean_interval(table),
+        ))  # fmt: skip
+    return out
+
+
+def paired_at(
+    runs: Runs, a: str, b: str, seeds: list[int], iteration: int, score: str = "avg"
+) -> tuple[int, float, tuple[float, float]] | None:
+    """(seeds, effect, 95% interval) of a − b at one scored iteration, paired by seed and problem
+    over the seeds both were scored at; None when they share none (or a score lacks greedy)."""
+    at = [
+        {s: p for s, points in runs.curves(name, seeds).items() for p in points
+         if p["iteration"] == iteration}
+        for name in (a, b)
+    ]  # fmt: skip
+    shared = sorted(set(at[0]) & set(at[1]))
+    if not shared or (score == "greedy" and not all(
+        "greedy_correct" in side[s]["scores"] for side in at for s in shared
+    )):  # fmt: skip
+        return None
+    a_SN, b_SN = (np.concatenate([runs.point_table(side[s], score) for s in shared]) for side in at)
+    return len(shared), *effect_interval(a_SN, b_SN)
+
+
+def shorter_run(name: str) -> str:
+    """The run a longer one extends: its name without `iterations=` (grpo:iterations=120 ->
+    grpo)."""
+    spec = RunSpec.parse(name)
+    return RunSpec(
+        spec.algo, spec.control, tuple(kv for kv in spec.settings if kv[0] != "iterations")
+    ).name
+
+
+def same_start(runs: Runs, name: str, seeds: list[int]) -> dict[int, bool]:
+    """Per seed where both have run that far: whether a longer run's first iterations computed
+    what the shorter run it extends did (every metric but the timings, and the held-out scores at
+    the shorter run's end from the longer one's checkpoint there)."""
+    short = shorter_run(name)
+    out = {}
+    for seed in runs.seeds(short):
+        if seed not in seeds:
+            continue
+        done = runs.by_name[short][seed]
+        n = done["iterations"]
+        long_records = [r for r in runs.metrics(name, seed) if "reward_mean" in r][:n]
+        point = [p for p in runs.curves(name, [seed]).get(seed, []) if p["iteration"] == n]
+        if len(long_records) < n:
+            continue
+        short_records = [r for r in runs.metrics(short, seed) if "reward_mean" in r]
+        same = [_untimed(r) for r in long_records] == [_untimed(r) for r in short_records]
+        if point:
+            keys = ("correct_counts", "greedy_correct")
+            same &= all(point[0]["scores"].get(k) == done["after"].get(k) for k in keys)
+        out[seed] = same
+    return out
+
+
+def _untimed(record: dict) -> dict:
+    return {k: v for k, v in record.items() if "second" not in k}

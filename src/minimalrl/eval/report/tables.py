@@ -6,7 +6,14 @@ import math
 
 from minimalrl.eval.evaluate import pass_ks
 from minimalrl.eval.findings import Finding, FindingResult, effect_interval, mean_interval
-from minimalrl.eval.report.runs import FIRST_SEEDS, Measured, Runs
+from minimalrl.eval.report.runs import (
+    FIRST_SEEDS,
+    LONG_ARM,
+    Measured,
+    Runs,
+    paired_at,
+    pooled_curve,
+)
 from minimalrl.eval.runspec import RunSpec
 from minimalrl.eval.settle import Settle
 
@@ -140,6 +147,33 @@ SETTLE_NOTE = (
     'inside it), and the verdict it would give; "none feasible" where even many seeds would '
     "leave it open (`minimalrl.eval.settle`)."
 )
+
+
+def curve_table(runs: Runs, names: list[str], seeds: list[int]) -> list[str]:
+    """Held-out avg@n along training for every run scored along it (pooled over the seeds scored
+    at each point, their count in brackets), and the long arm's a − b there, paired."""
+    curves = {n: {p.iteration: p for p in pooled_curve(runs, n, seeds)} for n in names}
+    curves = {n: c for n, c in curves.items() if c}
+    if not curves:
+        return []
+    a, b = LONG_ARM.a, LONG_ARM.b
+    pair = a in curves and b in curves
+    head = ["iteration", "optimizer steps", *(f"{n} avg@{runs.n}" for n in curves)]
+    head += [f"{a} − {b}: Δ avg@{runs.n}", "Δ greedy"] if pair else []
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for it in sorted(set().union(*curves.values())):
+        steps = next(c[it].optimizer_steps for c in curves.values() if it in c)
+        cells = [str(it), str(steps)]
+        cells += [
+            f"{_ci(c[it].mean, c[it].ci95)} ({len(c[it].seeds)})" if it in c else "-"
+            for c in curves.values()
+        ]
+        for score in ("avg", "greedy") if pair else ():
+            diff = paired_at(runs, a, b, seeds, it, score) if it else None
+            cells.append("-" if diff is None else f"{_points(diff[1])} [{_points(diff[2][0])}, "
+                         f"{_points(diff[2][1])}] ({diff[0]})")  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _no_interval(f: Finding, res: FindingResult) -> str:
