@@ -136,8 +136,10 @@ def long_arm(runs: Runs, names: list[str], seeds: list[int], finding: Finding) -
             continue
         along = ", ".join(f"{s} (to iteration {it})" for s, it in scored.items()) or "none"
         lines.append(
-            f"- `{name}`: finished at seeds {finished or 'none yet'}; scored along training at "
-            f"seeds {along}." + _same_start_words(runs, name, seeds)
+            f"- `{name}`: "
+            + (f"finished at seeds {finished}" if finished else "not finished at any seed yet")
+            + f"; scored along training at seeds {along}."
+            + _same_start_words(runs, name, seeds)
         )
     return lines
 

@@ -3,6 +3,7 @@ and each of the paper's findings measured on them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,26 +164,19 @@ class CurvePoint:
 def pooled_curve(runs: Runs, name: str, seeds: list[int], score: str = "avg") -> list[CurvePoint]:
     """A run's held-out score (avg@n or greedy) along training, from the initial model (0 steps)
     to its last scored point; [] when no seed has a point or a score lacks greedy."""
-    curves = runs.curves(name, seeds)
-    by_iteration: dict[int, dict[int, dict]] = {}
-    for seed, points in curves.items():
-        for point in points:
-            by_iteration.setdefault(point["iteration"], {})[seed] = point
-    if not by_iteration or (score == "greedy" and "greedy_correct" not in runs.initial):
+    at = _by_iteration(runs.curves(name, seeds))
+    if not at or not _have(score, [runs.initial], *(a.values() for a in at.values())):
         return []
     initial = runs.point_table(None, score)
-    out = [CurvePoint(0, 0, tuple(curves), (float(initial.mean()),) * len(curves),
+    first = sorted({s for points in at.values() for s in points})
+    out = [CurvePoint(0, 0, tuple(first), (float(initial.mean()),) * len(first),
                       *mean_interval(initial))]  # fmt: skip
-    for it in sorted(by_iteration):
-        at = by_iteration[it]
-        if score == "greedy" and not all("greedy_correct" in p["scores"] for p in at.values()):
-            return []
-        table = np.concatenate([runs.point_table(at[s], score) for s in sorted(at)])
-        steps = [p["optimizer_steps"] for p in at.values() if p["optimizer_steps"] is not None]
-        out.append(CurvePoint(
-            it, max(steps, default=0), tuple(sorted(at)), tuple(table.mean(axis=1).tolist()),
-            *mean_interval(table),
-        ))  # fmt: skip
+    for it, points in sorted(at.items()):
+        table = np.concatenate([runs.point_table(points[s], score) for s in sorted(points)])
+        steps = [p["optimizer_steps"] for p in points.values() if p["optimizer_steps"] is not None]
+        per_seed = tuple(table.mean(axis=1).tolist())
+        out.append(CurvePoint(it, max(steps, default=0), tuple(sorted(points)), per_seed,
+                              *mean_interval(table)))  # fmt: skip
     return out
 
 
@@ -191,18 +185,30 @@ def paired_at(
 ) -> tuple[int, float, tuple[float, float]] | None:
     """(seeds, effect, 95% interval) of a − b at one scored iteration, paired by seed and problem
     over the seeds both were scored at; None when they share none (or a score lacks greedy)."""
-    at = [
-        {s: p for s, points in runs.curves(name, seeds).items() for p in points
-         if p["iteration"] == iteration}
-        for name in (a, b)
-    ]  # fmt: skip
-    shared = sorted(set(at[0]) & set(at[1]))
-    if not shared or (score == "greedy" and not all(
-        "greedy_correct" in side[s]["scores"] for side in at for s in shared
-    )):  # fmt: skip
+    at_a, at_b = (_by_iteration(runs.curves(n, seeds)).get(iteration, {}) for n in (a, b))
+    shared = sorted(set(at_a) & set(at_b))
+    if not shared or not _have(score, at_a.values(), at_b.values()):
         return None
-    a_SN, b_SN = (np.concatenate([runs.point_table(side[s], score) for s in shared]) for side in at)
+    a_SN, b_SN = (
+        np.concatenate([runs.point_table(side[s], score) for s in shared]) for side in (at_a, at_b)
+    )
     return len(shared), *effect_interval(a_SN, b_SN)
+
+
+def _by_iteration(curves: dict[int, list[dict]]) -> dict[int, dict[int, dict]]:
+    """{iteration: {seed: point}} from {seed: points}."""
+    out: dict[int, dict[int, dict]] = {}
+    for seed, points in curves.items():
+        for point in points:
+            out.setdefault(point["iteration"], {})[seed] = point
+    return out
+
+
+def _have(score: str, *groups: Iterable[dict]) -> bool:
+    """Whether every record of `groups` (curve points, or the initial scores) has `score`: avg
+    always, greedy where it was scored."""
+    records = [r.get("scores", r) for group in groups for r in group]
+    return score != "greedy" or all("greedy_correct" in r for r in records)
 
 
 def shorter_run(name: str) -> str:
@@ -220,20 +226,21 @@ def same_start(runs: Runs, name: str, seeds: list[int]) -> dict[int, bool]:
     the shorter run's end from the longer one's checkpoint there)."""
     short = shorter_run(name)
     out = {}
-    for seed in runs.seeds(short):
-        if seed not in seeds:
-            continue
+    for seed in (s for s in runs.seeds(short) if s in seeds):
         done = runs.by_name[short][seed]
         n = done["iterations"]
-        long_records = [r for r in runs.metrics(name, seed) if "reward_mean" in r][:n]
-        point = [p for p in runs.curves(name, [seed]).get(seed, []) if p["iteration"] == n]
-        if len(long_records) < n:
+        try:  # the longer run may not have started, or be writing its next record
+            records = [r for r in runs.metrics(name, seed) if "reward_mean" in r][:n]
+        except (FileNotFoundError, ValueError):
+            continue
+        if len(records) < n:
             continue
         short_records = [r for r in runs.metrics(short, seed) if "reward_mean" in r]
-        same = [_untimed(r) for r in long_records] == [_untimed(r) for r in short_records]
-        if point:
+        same = [_untimed(r) for r in records] == [_untimed(r) for r in short_records]
+        point = _by_iteration(runs.curves(name, [seed])).get(n, {}).get(seed)
+        if point is not None:
             keys = ("correct_counts", "greedy_correct")
-            same &= all(point[0]["scores"].get(k) == done["after"].get(k) for k in keys)
+            same &= all(point["scores"].get(k) == done["after"].get(k) for k in keys)
         out[seed] = same
     return out
 
