@@ -142,18 +142,6 @@ def test_resume_tells_the_backend_of_the_loaded_weights(
     assert recording[-1].events == ["sync"]
 
 
-@pytest.mark.parametrize(("old", "new"), [("trainer", "train.trainer"), ("fsdp", "scale.fsdp")])
-def test_old_import_paths_still_work_and_warn(old, new):
-    import importlib
-    import sys
-
-    sys.modules.pop(f"minimalrl.{old}", None)
-    with pytest.warns(DeprecationWarning, match=f"minimalrl.{old} moved to minimalrl.{new}"):
-        module = importlib.import_module(f"minimalrl.{old}")
-    assert module is importlib.import_module(f"minimalrl.{new}")
-    assert module.__spec__.name == f"minimalrl.{new}"
-
-
 def test_trainer_and_update_reach_the_model_only_through_the_seam():
     """Neither imports FSDP nor a CPU fast path (packing, fused head, matmul attention, prepacked
     linears, allocator): those are the policy's decisions."""

@@ -1,53 +1,53 @@
-"""minimalrl: the minimalist family of RL algorithms for LLM reasoning (arXiv 2504.11343)."""
+"""minimalrl: the minimalist family of RL algorithms for LLM reasoning (arXiv 2504.11343).
+
+Train from Python as the command line does:
+
+    from minimalrl import Trainer, build_config
+
+    cfg = build_config("configs/smoke.yaml", {"algo": "raft++", "report_to": ["tensorboard"]})
+    records = Trainer(cfg, "runs/raftpp").run()   # one metrics record per iteration
+
+The names below load on first use, so `import minimalrl` (and the `minimalrl` command) does not
+import torch until something needs it.
+"""
 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
-import sys
-import warnings
-from types import ModuleType
 
 __version__ = "0.1.0"
 
-# Modules that moved when the folders were drawn to show the flow: `import minimalrl.trainer`
-# (outside code written before) still works, warns once, and gets the very module at its new
-# place (so a monkeypatch on either name patches both).
-MOVED = {
-    "trainer": "train.trainer", "experience": "train.experience", "update": "train.update",
-    "checkpoint": "train.checkpoint", "config": "train.config",
-    "evaluate": "eval.evaluate", "compare": "eval.compare", "plots": "eval.plots",
-    "metrics": "eval.metrics", "run_summary": "eval.run_summary",
-    "logprobs": "policy.logprobs", "models": "policy.models", "critic": "policy.critic",
-    "reference": "policy.reference", "packing": "policy.fast.packing",
-    "head_logprobs": "policy.fast.head_logprobs", "allocator": "policy.fast.allocator",
-    "matmul_attention": "policy.fast.matmul_attention",
-    "prepacked_linear": "policy.fast.prepacked_linear",
-    "distributed": "scale.distributed", "fsdp": "scale.fsdp",
-}  # fmt: skip
+_PUBLIC = {
+    # configure and train
+    "TrainConfig": "minimalrl.train.config",
+    "ConfigError": "minimalrl.train.config",
+    "build_config": "minimalrl.train.config_file",
+    "Trainer": "minimalrl.train.trainer",
+    # algorithms, data, rewards
+    "ALGORITHMS": "minimalrl.algorithms",
+    "get_algorithm": "minimalrl.algorithms",
+    "Problem": "minimalrl.data",
+    "DataError": "minimalrl.data",
+    "load_problems": "minimalrl.data",
+    "is_correct": "minimalrl.reward",
+    "math_reward": "minimalrl.reward",
+    # evaluate and read results
+    "EvalSettings": "minimalrl.eval.evaluate",
+    "evaluate": "minimalrl.eval.evaluate",
+    "read_metrics": "minimalrl.eval.metrics",
+}
+"""The public API: name -> the module that defines it."""
+
+__all__ = ["__version__", *_PUBLIC]
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds `minimalrl.<old name>` and loads it as the module at its new place."""
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
-        old = name.removeprefix(f"{__name__}.")
-        if old == name or old not in MOVED:
-            return None
-        return importlib.util.spec_from_loader(name, self)
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        new = f"{__name__}.{MOVED[spec.name.removeprefix(f'{__name__}.')]}"
-        warnings.warn(
-            f"{spec.name} moved to {new}; import it from there", DeprecationWarning, stacklevel=2
-        )
-        module = importlib.import_module(new)
-        self.spec = module.__spec__
-        return module
-
-    def exec_module(self, module: ModuleType) -> None:
-        module.__spec__ = self.spec  # (the import system set the old name's; nothing to run)
+def __getattr__(name: str) -> object:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'minimalrl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
 
 
-sys.meta_path.append(_MovedModules())
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_PUBLIC})
