@@ -216,3 +216,29 @@ def test_a_per_run_finding_on_one_seed_has_no_interval_and_no_verdict(tmp_path):
     assert res.ci95 == (-np.inf, np.inf) and res.verdict == "inconclusive"
     overtakes = next(f for f in FINDINGS if f.name == "grpo_overtakes_raft++")
     assert runs.measure(overtakes).ci95 == (0.0, 0.0)  # per problem: the held-out set resampled
+
+
+def test_the_findings_table_gives_the_verdict_at_the_first_seeds_and_on_all(tmp_path):
+    from minimalrl.eval.report.runs import FIRST_SEEDS, Runs, measure_findings
+    from minimalrl.eval.report.tables import findings_table
+
+    # RAFT++'s late entropy minus GRPO's at seeds 0-5: -0.3, -0.1, +0.02 at the first three
+    # (mean -0.127, t interval ±0.40: inconclusive), then -0.2 three times (6 seeds: mean
+    # -0.163 ± 2.571 · 0.045: holds).
+    initial = {"n": 2, "correct_counts": [0, 1, 2]}
+    results = []
+    for seed, d in enumerate((-0.3, -0.1, 0.02, -0.2, -0.2, -0.2)):
+        for name, entropy in (("raft++", 0.5 + d), ("grpo", 0.5)):
+            run = tmp_path / "runs" / f"{name}_seed{seed}"
+            run.mkdir(parents=True)
+            rows = [{"iteration": i, "accuracy": 0.5, "entropy": entropy} for i in range(1, 5)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            results.append({"run": name, "seed": seed, "after": {"correct_counts": [1, 1, 2]}})
+    measured = measure_findings(Runs(tmp_path, results, initial))
+    m = next(m for m in measured if m.finding.name == "raft++_entropy_collapses")
+    assert FIRST_SEEDS == (0, 1, 2)
+    assert (m.first.seeds, m.first.verdict) == (3, "inconclusive")
+    assert (m.now.seeds, m.now.verdict) == (6, "holds")
+    assert m.settle.verdict == "holds" and m.settle.seeds <= 6
+    row = next(line for line in findings_table(measured) if "entropy collapses" in line)
+    assert f"| **inconclusive** | **holds** | 6 | {m.settle.seeds} (holds) |" in row
