@@ -20,10 +20,16 @@ DROP="raft:filtered=drop,raft++:filtered=drop,reinforce_rej:filtered=drop"
 DROP="$DROP,reinforce_drop_all_wrong:filtered=drop,grpo:filtered=drop,reinforce:filtered=drop"
 compare() { $MRL compare --config experiments/compare/config.yaml --eval-n 4 \
   --output "$OUT" --no-progress "$@"; }
-SEEDS_CORE=${SEEDS_CORE:-3,4,5}
-for seed in ${SEEDS_CORE//,/ }; do
+for seed in 3 4 5; do
   compare --algos "$CORE" --seeds "$seed"
 done
+# One run of the new seeds made again from nothing (its own initial scoring too) into another
+# folder: every logged number but timings and every held-out outcome must match.
+RERUN=experiments/compare/rerun_check
+$MRL compare --config experiments/compare/config.yaml --eval-n 4 --output "$RERUN" --no-progress \
+  --algos grpo --seeds 3
+.venv/bin/python experiments/compare/check_rerun.py "$OUT/runs/grpo_seed3" "$RERUN/runs/grpo_seed3" \
+  | tee "$RERUN/check.txt" || echo "rerun check: differences (see $RERUN/check.txt)"
 # The long arm: GRPO and RAFT++ for 120 iterations (4x the grid's 30: 240 optimizer steps) at
 # seeds 0-2, the held-out set (500 problems, avg@4 and greedy) scored from the checkpoints at
 # iterations 30, 60, 90 and 120 into each run's curve_eval.json (a killed run resumes training, or
@@ -37,6 +43,9 @@ done
 for seed in 1 2; do
   compare --algos "$ONE_SEED_EXTRA,$DROP" --seeds "$seed"
 done
+for seed in 6 7; do
+  compare --algos "$CORE" --seeds "$seed"
+done
 # The report from every finished run (as run.sh's last line, with the new seeds and the long arm).
 EXTRA="raft++_no_clip,reinforce_rej_std,ppo,iterative_dpo:filtered=drop,dr_grpo"
-compare --algos "$CORE,$EXTRA,$DROP,$LONG" --seeds "0,1,2,$SEEDS_CORE" --report-only
+compare --algos "$CORE,$EXTRA,$DROP,$LONG" --seeds 0,1,2,3,4,5,6,7 --report-only
