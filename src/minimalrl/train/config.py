@@ -135,6 +135,10 @@ class TrainConfig:
     advantage_scale: str | None = None
     """Advantage scale: "none", "group_std" (GRPO) or "batch_std" (unbiased std of the batch's
     rewards); None = the algorithm's own."""
+    advantage_eps: float = 1e-6
+    """eps of a std-scaled advantage, (r − baseline) / (std + eps) (PAPER.md's and verl's 1e-6;
+    TRL's 1e-4). An all-equal group gets 0 whatever it is; it bounds the advantage of a
+    group whose rewards barely differ."""
     policy_loss: str | None = None
     """The loss: "clipped", "is_no_clip", "cispo" or "gspo"; None = the algorithm's own."""
     filtered: str = "drop"
@@ -231,6 +235,22 @@ class TrainConfig:
     track_kl_to_init: bool = True
     """Measure the kl_to_init curve (one reference forward per iteration) even without a KL term."""
 
+    # --- experiment trackers (metrics.jsonl is the record; these mirror it)
+    report_to: tuple[str, ...] = ("tensorboard",)
+    """Where every metrics record also goes, at its iteration as the step, with this config:
+    any of "tensorboard" (OUTPUT/tensorboard), "wandb", "trackio", "mlflow" (each an extra:
+    `pip install 'minimalrl[wandb]'`); "none" or [] = metrics.jsonl alone. On the command line
+    `--set report_to=wandb,mlflow` or `[wandb,mlflow]`. Each reads its own environment for a
+    server (`WANDB_MODE`, `TRACKIO_DIR`, `MLFLOW_TRACKING_URI`...). A tracker that fails warns
+    once and the run goes on."""
+    run_name: str = ""
+    """The run's name in the trackers ("" = the output folder's name)."""
+    run_group: str = ""
+    """A group for the trackers ("" = none); `minimalrl compare` sets it to the run's name
+    (`grpo`, `reinforce_rej:filtered=drop`) so a tracker's table groups a grid's seeds."""
+    tracker_project: str = "minimalrl"
+    """The W&B and Trackio project, the MLflow experiment."""
+
     # --- memory and scale
     lora_rank: int = 0
     """LoRA rank through peft (0 = full fine-tuning)."""
@@ -284,6 +304,18 @@ class TrainConfig:
             load_reward_fn(self.reward)  # a path that does not import stops the run here
         except RewardError as err:
             raise ConfigError(str(err)) from None
+        self._check_trackers()
+
+    def _check_trackers(self) -> None:
+        from minimalrl.eval.trackers import missing_tracker
+
+        if isinstance(self.report_to, str | list):  # (from Python: a name, or a list of them)
+            names = [] if self.report_to in ("none", "") else [self.report_to]
+            self.report_to = tuple(names if isinstance(self.report_to, str) else self.report_to)
+        for name in self.report_to:
+            problem = missing_tracker(name)
+            if problem:
+                raise ConfigError(problem)
 
     def _check_bound(self, names: tuple[str, ...], bound: float, op: str) -> None:
         for name in names:
@@ -351,7 +383,10 @@ _AT_LEAST_ONE = (
     "iterations", "prompts_per_iteration", "samples_per_prompt", "max_new_tokens", "epochs",
     "minibatch_size", "micro_batch_size", "keep_checkpoints",
 )  # fmt: skip
-_POSITIVE = ("lr", "critic_lr", "dpo_beta", "adam_eps", "clip_low", "clip_high", "value_clip")
+_POSITIVE = (
+    "lr", "critic_lr", "dpo_beta", "adam_eps", "advantage_eps", "clip_low", "clip_high",
+    "value_clip",
+)  # fmt: skip
 _NON_NEGATIVE = (
     "temperature", "kl_coef", "entropy_coef", "weight_decay", "critic_weight_decay", "grad_clip",
     "warmup_iterations", "eval_every", "save_every", "keep_checkpoint_every", "threads",

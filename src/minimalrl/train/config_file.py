@@ -58,11 +58,23 @@ def _coerce(name: str, value: object) -> object:
         if base is float:
             return float(value)  # type: ignore[arg-type]  (nan/inf too: validate names them)
         if typing.get_origin(base) is tuple:
-            items = value if isinstance(value, list | tuple) else str(value).split(",")
-            return tuple(float(v) for v in items)
+            return _coerce_tuple(base, value)
         return str(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name}: cannot read {value!r} as {base}") from None
+
+
+def _coerce_tuple(base: object, value: object) -> tuple:
+    """A tuple field from a YAML list or `a,b` / `[a,b]` text; `tuple[str, ...]` items stay text
+    ("none" or "" = no items), the others are numbers."""
+    if isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        text = str(value).strip().removeprefix("[").removesuffix("]")
+        items = [item.strip().strip("'\"") for item in text.split(",") if item.strip()]
+    if typing.get_args(base)[0] is str:
+        return tuple(str(v) for v in items if str(v).lower() != "none")
+    return tuple(float(v) for v in items)
 
 
 def build_config(

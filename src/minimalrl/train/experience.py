@@ -81,16 +81,17 @@ def build_experience(
     pair_reference: str,
     ctx: DistContext = SINGLE_PROCESS,
     filtered: str = "drop",
+    advantage_eps: float = 1e-6,
 ) -> Experience:
     """Rewards and verdicts (B,) -> filter + advantages (group or critic) -> the units the update
     iterates over: the kept responses, or with `filtered="zero"` all of them (the rejected ones
-    with advantage 0)."""
+    with advantage 0). `advantage_eps`: the eps of a std-scaled advantage."""
     mask_BR = ro.response_mask_BR
     correct_PG = correct_B.view(-1, group_size)
     rewards_PG = rewards_B.view(-1, group_size)
     adv_PG, keep_PG = _across_ranks(
         lambda r_PG, c_PG: filter_and_advantages(
-            alg.keep, alg.advantage, r_PG, c_PG, lo=band[0], hi=band[1]
+            alg.keep, alg.advantage, r_PG, c_PG, eps=advantage_eps, lo=band[0], hi=band[1]
         ),
         rewards_PG,
         correct_PG,

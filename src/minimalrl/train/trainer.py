@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from minimalrl.data import build_prompts, load_problems
 from minimalrl.eval.evaluate import EvalSettings, evaluate
 from minimalrl.eval.metrics import MetricsWriter
+from minimalrl.eval.trackers import TrackedRun, Trackers
 from minimalrl.output import prepare_output
 from minimalrl.policy import Policy, prepare_device
 from minimalrl.reward import REWARD_SETTINGS, Reward
@@ -44,6 +45,8 @@ from minimalrl.train.experience import (
 
 # What each derived seed is for: derive_seed(cfg.seed, epoch or iteration, purpose).
 DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES, MORE_PROMPTS = 1, 2, 3, 4, 5
+# Settings a resumed run may change: where its metrics are mirrored changes nothing it computes.
+TRACKER_FIELDS = ("report_to", "run_name", "run_group", "tracker_project")
 
 
 class Trainer:
@@ -80,7 +83,9 @@ class Trainer:
         self.metrics = (
             # A resumed run keeps the records its checkpoint covers; a fresh one starts empty.
             MetricsWriter(
-                self.output, truncate_after=self.start_iteration + 1 if self.start_iteration else 0
+                self.output,
+                truncate_after=self.start_iteration + 1 if self.start_iteration else 0,
+                trackers=self._trackers(),
             )
             if self.ctx.is_main
             else None
@@ -96,11 +101,25 @@ class Trainer:
         checkpoint = resume_point(self.output, resume)
         if checkpoint is not None:
             saved = json.loads((checkpoint / "config.json").read_text())
-            check_config(
-                saved, self.cfg.to_dict(), force=force, where=checkpoint,
-                defaults=TrainConfig().to_dict(),
-            )  # fmt: skip
+            now, defaults = self.cfg.to_dict(), TrainConfig().to_dict()
+            for key in TRACKER_FIELDS:
+                for values in (saved, now, defaults):
+                    values.pop(key, None)
+            check_config(saved, now, force=force, where=checkpoint, defaults=defaults)
         return checkpoint
+
+    def _trackers(self) -> Trackers:
+        """The trackers of `report_to`, told the run's name, group and config; a resumed run
+        continues the tracker runs it started."""
+        cfg = self.cfg
+        run = TrackedRun(
+            output=self.output,
+            name=cfg.run_name or self.output.resolve().name,
+            group=cfg.run_group,
+            project=cfg.tracker_project,
+            config=json.loads(json.dumps(cfg.to_dict())),  # tuples as lists, as config.json
+        )
+        return Trackers(cfg.report_to, run, resume=self._checkpoint is not None)
 
     def _start_process(self) -> None:
         """The output folder, threads and global seeds of this process."""
@@ -241,6 +260,7 @@ class Trainer:
             "group_size": cfg.samples_per_prompt,
             "band": (cfg.band_lo, cfg.band_hi),
             "filtered": cfg.filtered,
+            "advantage_eps": cfg.advantage_eps,
             "gamma": cfg.gamma,
             "lam": cfg.lam,
             "pair_rng": self._generator(it, PAIRS),
