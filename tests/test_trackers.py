@@ -185,3 +185,30 @@ def test_report_to_none_writes_metrics_jsonl_alone(tiny_model_dir, toy_task, tmp
     train(cfg, tmp_path, progress=False)
     assert (tmp_path / "metrics.jsonl").is_file()
     assert not (tmp_path / "tensorboard").exists() and not (tmp_path / "trackers.json").exists()
+
+
+def test_compare_names_each_run_by_its_folder_and_groups_its_seeds(tmp_path, monkeypatch):
+    import minimalrl.train.trainer as trainer
+    from minimalrl.eval.compare import run_one
+    from minimalrl.eval.heldout import HeldOut
+    from minimalrl.eval.runspec import RunSpec
+    from minimalrl.train.config import TrainConfig
+
+    seen = []
+
+    def fake_train(cfg, output, **kwargs):
+        seen.append((cfg.run_name, cfg.run_group, Path(output).name))
+        raise KeyboardInterrupt  # (stop before scoring: the names are what this test is about)
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    spec = RunSpec.parse("reinforce_rej:filtered=drop")
+    for seed in (0, 1):
+        with pytest.raises(KeyboardInterrupt):
+            run_one(spec, seed, TrainConfig(), HeldOut("gsm8k"), {"train_temperature_avg": 0.5},
+                    tmp_path)  # fmt: skip
+    assert seen == [
+        ("reinforce_rej+filtered=drop_seed0", "reinforce_rej:filtered=drop",
+         "reinforce_rej+filtered=drop_seed0"),
+        ("reinforce_rej+filtered=drop_seed1", "reinforce_rej:filtered=drop",
+         "reinforce_rej+filtered=drop_seed1"),
+    ]  # fmt: skip

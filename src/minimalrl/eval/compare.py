@@ -178,8 +178,11 @@ def run_one(
     if done.is_file():
         return _finished(done, cfg)
     check_score_every(score_every, cfg)
-    # Keeping checkpoints changes nothing the run computes: `cfg` (the one recorded) leaves it out.
-    train(cfg.replace(keep_checkpoint_every=score_every), run_dir, resume="auto", progress=progress)
+    # Keeping checkpoints changes nothing the run computes: `cfg` (the one recorded) leaves it out;
+    # nor do the trackers' names: the run's folder, grouped by run across seeds.
+    tracked = {"run_name": run_dir.name, "run_group": cfg.run_group or spec.name}
+    train(cfg.replace(keep_checkpoint_every=score_every, **tracked), run_dir, resume="auto",
+          progress=progress)  # fmt: skip
     ckpt = latest_checkpoint(run_dir / "checkpoints")
     if ckpt is None or ckpt.name != f"iter_{cfg.iterations:06d}":
         # Stopped early (Ctrl-C saves and returns): leave the run unfinished, to resume later.
