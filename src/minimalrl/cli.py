@@ -72,6 +72,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--limit", type=int, default=None, help="first N problems only")
+    p.add_argument("--split", default="", help="split of a dataset folder (default: its only "
+                   "split, else test)")  # fmt: skip
+    p.add_argument("--question-field", default="", help="column of the question (as training's)")
+    p.add_argument("--answer-field", default="", help="column of the gold answer")
     p.add_argument("--batch-size", type=int, default=32, help="sequences generated together")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
@@ -191,7 +195,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     import torch
 
-    from minimalrl.data import load_problems
+    from minimalrl.data import load_data
     from minimalrl.eval.evaluate import EvalSettings, ResultWriter, evaluate, format_summary
     from minimalrl.policy.fast.allocator import keep_freed_memory
     from minimalrl.policy.models import load_policy
@@ -211,7 +215,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         fallback_last_number=args.fallback_last_number,
         rollout_backend=args.rollout_backend,
     )
-    problems = load_problems(args.benchmark, limit=args.limit)
+    problems = load_data(
+        args.benchmark, question_field=args.question_field, answer_field=args.answer_field,
+        split=args.split, prefer_split="test", limit=args.limit,
+    )  # fmt: skip
     writer = ResultWriter(args.output) if args.output else None  # checked before the work
     try:
         model, tokenizer = load_policy(args.model)

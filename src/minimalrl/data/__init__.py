@@ -6,7 +6,9 @@
   JSON-lines files shipped in this folder;
 - ``arithmetic`` (1000 train problems) and ``arithmetic_test`` (500 test problems), or with knobs,
   ``arithmetic:digits=2,num_ops=1,ops=+-,n=500,seed=0,split=test`` (see ``synthetic.py``);
-- anything else is the path to a JSON-lines file (fields detected as in ``problems.py``).
+- anything else is a path: a JSON-lines or CSV file, or with the ``datasets`` library a parquet,
+  arrow or JSON file, a folder of them, or a ``save_to_disk`` folder (``tables.py``); fields are
+  detected as in ``problems.py`` or named by ``question_field`` / ``answer_field``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from minimalrl.data.problems import DataError, Problem, check_limit, last_boxed, read_jsonl
 from minimalrl.data.prompts import DEFAULT_INSTRUCTION, build_prompt, build_prompts
 from minimalrl.data.synthetic import parse_arithmetic_spec, synthetic_arithmetic
+from minimalrl.data.tables import DATASETS_SUFFIXES, hub_id_message, read_csv, read_dataset
 
 __all__ = [
     "BENCHMARKS",
@@ -27,7 +30,9 @@ __all__ = [
     "Problem",
     "build_prompt",
     "build_prompts",
+    "is_builtin",
     "last_boxed",
+    "load_data",
     "load_problems",
     "read_jsonl",
     "synthetic_arithmetic",
@@ -55,11 +60,15 @@ def load_problems(
     *,
     question_field: str | None = None,
     answer_field: str | None = None,
+    split: str | None = None,
+    prefer_split: str = "train",
 ) -> list[Problem]:
-    """The first ``limit`` problems (all if None) of a dataset name, arithmetic spec or JSONL path.
+    """The first ``limit`` problems (all if None) of a dataset name, arithmetic spec or path.
 
     ``question_field`` / ``answer_field`` name the fields to read, overriding detection (files
-    only). Raises DataError, naming the file, line and field, on anything it cannot read.
+    only). ``split`` picks a split of a dataset folder (None: its only split, or
+    ``prefer_split`` when it has several). Raises DataError, naming the file, line (or split and
+    row) and field, on anything it cannot read.
     """
     check_limit(limit)
     if not isinstance(path_or_name, (str, os.PathLike)):
@@ -77,12 +86,49 @@ def load_problems(
         path = DATA_DIR / BENCHMARKS[text]
     else:
         path = Path(text)
+        if not path.exists() and hub_id_message(text):
+            raise DataError(hub_id_message(text))
         if not text or (_looks_like_name(text) and not path.exists()):
             raise DataError(
                 f"unknown dataset {text!r}: known names are {', '.join(DATASET_NAMES)} "
-                "(or arithmetic:key=value,...), or give the path to a .jsonl file"
+                "(or arithmetic:key=value,...), or give the path to a .jsonl, .csv or .parquet "
+                "file or a dataset folder"
             )
-    return read_jsonl(path, limit, question_field=question_field, answer_field=answer_field)
+    fields = {"question_field": question_field, "answer_field": answer_field}
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir() or path.suffix in DATASETS_SUFFIXES:
+        return read_dataset(path, limit, *fields.values(), split or None, prefer_split)
+    if split:
+        raise DataError(f"{path}: one file with no splits, so no split {split!r}")
+    if path.suffix == ".csv":
+        return read_csv(path, limit, *fields.values())
+    return read_jsonl(path, limit, **fields)
+
+
+def load_data(
+    spec: str,
+    *,
+    question_field: str = "",
+    answer_field: str = "",
+    split: str = "",
+    prefer_split: str = "train",
+    limit: int | None = None,
+) -> list[Problem]:
+    """`load_problems` with a config's data settings ("" = unset): the field names and split
+    apply to files and datasets; a built-in name or arithmetic spec has its own and ignores them
+    (so one config can train on a parquet file and evaluate on `gsm8k`)."""
+    if is_builtin(spec):
+        return load_problems(spec, limit)
+    return load_problems(
+        spec, limit, question_field=question_field or None, answer_field=answer_field or None,
+        split=split or None, prefer_split=prefer_split,
+    )  # fmt: skip
+
+
+def is_builtin(spec: str) -> bool:
+    """True for a shipped benchmark name or a synthetic spec (`arithmetic:...`)."""
+    return spec in BENCHMARKS or spec.partition(":")[0] in SYNTHETIC
 
 
 def _looks_like_name(text: str) -> bool:

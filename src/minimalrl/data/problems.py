@@ -88,9 +88,28 @@ def _parse_line(
         raise DataError(f"{where}: malformed JSON ({e.msg.removesuffix(' at')} at {at})") from e
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return parse_row(
+        row, where, question_field, answer_field, {"source": path.name, "line": lineno},
+        f"{path.stem}:{lineno}",
+    )  # fmt: skip
 
+
+def parse_row(
+    row: dict[str, Any],
+    where: str,
+    question_field: str | None,
+    answer_field: str | None,
+    origin: dict[str, Any],
+    problem_id: str,
+) -> Problem:
+    """One row (a JSON object, a table's row) as a Problem; `where` names it in errors, `origin`
+    (its source and line or row) goes into its meta. A conversational question (TRL's `prompt`:
+    a list of {"role", "content"} turns) is read as its user turn, its system turn kept in
+    `meta["system_prompt"]`."""
     q_key = _pick_field(row, question_field, QUESTION_FIELDS, "question", where)
-    question = row[q_key]
+    question, system = row[q_key], None
+    if isinstance(question, list):
+        question, system = _user_turn(question, q_key, where)
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"{where}: field {q_key!r} should be non-empty text, got {question!r:.60}")
     a_key = _pick_field(row, answer_field, ANSWER_FIELDS, "answer", where)
@@ -100,8 +119,28 @@ def _parse_line(
     meta = {k: v for k, v in row.items() if k not in (q_key, a_key)}
     if isinstance(raw, str) and raw.strip() != answer:  # a worked solution: GSM8K's answer, MATH's
         meta.setdefault("solution", raw)
-    meta.update(source=path.name, line=lineno)
-    return Problem(question=question.strip(), answer=answer, meta=meta, id=f"{path.stem}:{lineno}")
+    if system is not None:
+        meta["system_prompt"] = system
+    meta.update(origin)
+    return Problem(question=question.strip(), answer=answer, meta=meta, id=problem_id)
+
+
+def _user_turn(turns: list, key: str, where: str) -> tuple[str, str | None]:
+    """The user's text and the system prompt (or None) of a conversational prompt: one user
+    turn, optionally after one system turn, as TRL's conversational datasets have it."""
+    if not all(isinstance(t, dict) and {"role", "content"} <= set(t) for t in turns):
+        raise DataError(
+            f"{where}: field {key!r} is a list but not of {{'role', 'content'}} turns: "
+            f"{turns!r:.80}"
+        )
+    roles = [t["role"] for t in turns]
+    if roles not in (["user"], ["system", "user"]):
+        raise DataError(
+            f"{where}: field {key!r} has the turns {roles}; minimalrl trains on one question: "
+            "a user turn, optionally after a system turn"
+        )
+    system = turns[0]["content"] if roles[0] == "system" else None
+    return turns[-1]["content"], system
 
 
 def _pick_field(

@@ -50,13 +50,19 @@ def build_prompts(
     instruction: str = DEFAULT_INSTRUCTION,
     system_prompt: str | None = None,
 ) -> list[str]:
-    """``build_prompt`` for each problem (or bare question), in order."""
+    """``build_prompt`` for each problem (or bare question), in order. A problem read from a
+    conversational row keeps its own system turn (``meta["system_prompt"]``) unless
+    ``system_prompt`` is given, which replaces every one."""
     return [
         build_prompt(
             tokenizer,
             p.question if isinstance(p, Problem) else p,
             instruction=instruction,
-            system_prompt=system_prompt,
+            system_prompt=(
+                p.meta.get("system_prompt")
+                if system_prompt is None and isinstance(p, Problem)
+                else system_prompt
+            ),
         )
         for p in problems
     ]

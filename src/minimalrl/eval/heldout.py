@@ -94,14 +94,17 @@ def score_model(
 ) -> dict:
     """Per-problem correct counts of n samples (at `temperature`, default heldout's) and greedy
     verdicts (if `greedy`, default heldout's) of the model at `model`, with their summaries."""
-    from minimalrl.data import load_problems
+    from minimalrl.data import load_data
     from minimalrl.eval.evaluate import EvalSettings, evaluate
     from minimalrl.policy.models import load_policy
 
     start = time.perf_counter()
     loaded, tokenizer = load_policy(model)
     loaded.eval()
-    problems = load_problems(heldout.data, limit=heldout.limit)
+    problems = load_data(
+        heldout.data, question_field=cfg.question_field, answer_field=cfg.answer_field,
+        split=cfg.eval_split, prefer_split="test", limit=heldout.limit,
+    )  # fmt: skip
     base = EvalSettings.from_config(
         cfg,
         max_new_tokens=heldout.max_new_tokens or cfg.max_new_tokens,

@@ -30,14 +30,29 @@ class TrainConfig:
     model: str = "smollm2-135m-instruct"
     """The embedded default model, a local transformers folder, or a hub id."""
     train_data: str = "arithmetic:digits=2,min_digits=2,ops=+-*,mul_digits=1,n=2000"
-    """Training prompts: a benchmark name, `arithmetic:...` spec, or a jsonl path. The default:
+    """Training prompts: a benchmark name, an `arithmetic:...` spec, or a path: a .jsonl or .csv
+    file, or (with the `data` extra) a .parquet/.arrow file, a folder of data files or a
+    `save_to_disk` folder; nothing is downloaded. The default:
     sums and differences of two-digit numbers, and products of a two-digit by a one-digit number
     (`What is 47 * 6?`)."""
     eval_data: str = "arithmetic:digits=2,min_digits=2,ops=+-*,mul_digits=1,n=200,split=test"
     """Held-out prompts for greedy evaluation ("" = none): 200 problems of the training kind that
     the training set does not hold, so a rise of 15 points is far outside chance."""
     system_prompt: str | None = None
-    """Replaces the chat template's default system prompt when set."""
+    """Replaces the chat template's default system prompt when set (and a conversational row's
+    own system turn)."""
+    question_field: str = ""
+    """The column (or JSON field) of the question in train_data and eval_data files and datasets
+    ("" = the first of question, problem, prompt, input present). A conversational column (TRL's
+    `prompt`: a list of role/content turns) gives its user turn; its system turn, if any, replaces
+    the chat template's default unless system_prompt is set. Built-in names ignore it."""
+    answer_field: str = ""
+    """The column of the gold answer ("" = the first of answer, final_answer, solution present;
+    text with a \\boxed{} or `#### N` gives what is in the last box, or after the ####)."""
+    train_split: str = ""
+    """The split of a dataset folder that train_data reads ("" = its only split, else "train")."""
+    eval_split: str = ""
+    """The split of a dataset folder that eval_data reads ("" = its only split, else "test")."""
 
     # --- rollouts
     iterations: int = 18

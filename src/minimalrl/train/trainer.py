@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from minimalrl.data import build_prompts, load_problems
+from minimalrl.data import build_prompts, load_data
 from minimalrl.eval.evaluate import EvalSettings, evaluate
 from minimalrl.eval.metrics import MetricsWriter
 from minimalrl.eval.trackers import TrackedRun, Trackers
@@ -141,8 +141,13 @@ class Trainer:
     # ----------------------------------------------------------------- data
     def _load_problems(self) -> None:
         cfg = self.cfg
-        self.problems = load_problems(cfg.train_data)
-        self.eval_problems = load_problems(cfg.eval_data) if cfg.eval_data else []
+        fields = {"question_field": cfg.question_field, "answer_field": cfg.answer_field}
+        self.problems = load_data(cfg.train_data, **fields, split=cfg.train_split)
+        self.eval_problems = (
+            load_data(cfg.eval_data, **fields, split=cfg.eval_split, prefer_split="test")
+            if cfg.eval_data
+            else []
+        )
 
     def _tokenize_prompts(self) -> None:
         tokenizer = self.policy.tokenizer
