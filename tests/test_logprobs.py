@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from minimalrl.policy.fast.packing import pack
-from minimalrl.policy.fast.support import fast_paths
+from minimalrl.policy.fast.support import fast_paths, with_cache
 from minimalrl.policy.logprobs import (
     TokenBatch,
     _packing_applies,
@@ -128,14 +128,14 @@ def test_matmul_attention_equals_sdpa_when_decoding_a_padded_batch(tiny):
     for decode in (False, True):
         cache = DynamicCache()
         with torch.no_grad():
-            model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache)
+            model(input_ids=ids, attention_mask=mask, position_ids=pos, **with_cache(model, cache))
             step_mask = torch.cat([mask, mask.new_ones(2, 1)], 1)
             with matmul_attention_for(model) if decode else contextlib.nullcontext():
                 assert model.config._attn_implementation == (
                     "minimalrl_matmul" if decode else "sdpa"
                 )
                 out = model(input_ids=torch.tensor([[11], [12]]), attention_mask=step_mask,
-                            position_ids=pos[:, -1:] + 1, cache=cache)  # fmt: skip
+                            position_ids=pos[:, -1:] + 1, **with_cache(model, cache))  # fmt: skip
         logits.append(out.logits)
     assert model.config._attn_implementation == "sdpa"  # restored
     torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=1e-5)

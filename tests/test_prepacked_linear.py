@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from minimalrl.policy.fast.prepacked_linear import prepacked_linears, prepacking_supported
+from minimalrl.policy.fast.support import with_cache
 from minimalrl.policy.models import load_policy
 from minimalrl.rollout import HFBackend, SamplingParams
 
@@ -83,7 +84,7 @@ def test_sampling_with_prepacked_weights_matches_plain(tiny_model_dir):
     for prepack in (False, True):
         with torch.inference_mode(), prepacked_linears(linears if prepack else [], rows=2):
             cache = DynamicCache()
-            model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache)
+            model(input_ids=ids, attention_mask=mask, position_ids=pos, **with_cache(model, cache))
             step = {
                 "input_ids": torch.tensor([[11], [12]]),
                 "attention_mask": torch.cat([mask, mask.new_ones(2, 1)], 1),

@@ -34,6 +34,7 @@ from minimalrl.policy.fast.support import (
     forward_arguments,
     model_class,
     unwrap,
+    with_cache,
 )
 from minimalrl.scale.fsdp import call_as_forward
 
@@ -107,7 +108,7 @@ def _prompt_forward(body: nn.Module, batch: TokenBatch, cache: DynamicCache) -> 
         input_ids=batch.prompt_ids_UP,
         attention_mask=batch.prompt_mask_UP,
         position_ids=position_ids_from_mask(batch.prompt_mask_UP),
-        cache=cache,
+        **with_cache(body, cache),
         use_cache=True,
     )
     return out.last_hidden_state[:, -1]
@@ -130,7 +131,7 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
         input_ids=b.response_ids_BR,
         attention_mask=full_mask_BL,
         position_ids=position_ids_from_mask(full_mask_BL)[:, P:],
-        cache=cache,
+        **with_cache(body, cache),
         use_cache=True,
     )
     last_prompt_B1H = prompt_last_UH[b.prompt_index_B, None]
@@ -164,7 +165,7 @@ def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
             input_ids=packed.input_ids_RW,
             attention_mask=packed.mask_R1WK,
             position_ids=packed.position_ids_RW,
-            cache=cache,
+            **with_cache(body, cache),
             use_cache=True,
         )
     last_prompt_BH = prompt_last_UH[b.prompt_index_B]

@@ -23,6 +23,7 @@ from minimalrl.policy.fast.support import (
     forward_arguments,
     model_class,
     unwrap,
+    with_cache,
 )
 from minimalrl.policy.logprobs import logprob_temperature, position_ids_from_mask
 from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
@@ -198,7 +199,7 @@ class HFBackend:
             input_ids=prompt_ids,
             attention_mask=prompt_mask,
             position_ids=position,
-            cache=cache,
+            **with_cache(self.model, cache),
             use_cache=True,
             **keep,
         )
@@ -234,7 +235,7 @@ class HFBackend:
                 input_ids=tok[:, None],
                 attention_mask=mask,
                 position_ids=next_pos[:, None],
-                cache=cache,
+                **with_cache(self.model, cache),
                 use_cache=True,
             ).logits[:, -1]
             next_pos = next_pos + 1

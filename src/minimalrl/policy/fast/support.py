@@ -133,6 +133,23 @@ def forward_arguments(cls: type) -> frozenset[str]:
     return frozenset()
 
 
+def cache_argument(module: nn.Module) -> str | None:
+    """The name the module's forward gives its KV cache: `cache` from transformers 5.24 on,
+    `past_key_values` before (the range the project supports spans both); None: neither."""
+    names = forward_arguments(model_class(unwrap(module)))
+    return next((n for n in ("cache", "past_key_values") if n in names), None)
+
+
+def with_cache(module: nn.Module, cache: object) -> dict[str, object]:
+    """`{name: cache}` for the module's forward (`cache_argument`)."""
+    name = cache_argument(module)
+    if name is None:
+        raise UnsupportedModelError(
+            f"{model_class(unwrap(module)).__name__}: its forward takes no KV cache"
+        )
+    return {name: cache}
+
+
 def check_runnable(model: nn.Module) -> None:
     """Raise `UnsupportedModelError` unless the general path can run this model: a causal LM
     whose forward takes the attention mask, position ids and a cache (left-padded batches and a
@@ -142,7 +159,8 @@ def check_runnable(model: nn.Module) -> None:
     config = getattr(base, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
         raise UnsupportedModelError(f"{cls.__name__}: not a decoder-only causal LM")
-    missing = sorted({"attention_mask", "position_ids", "cache"} - forward_arguments(cls))
+    missing = sorted({"attention_mask", "position_ids"} - forward_arguments(cls))
+    missing += [] if cache_argument(base) else ["cache (or past_key_values)"]
     if missing:
         raise UnsupportedModelError(
             f"{cls.__name__} ({config.model_type}): its forward takes no {', '.join(missing)}, "
