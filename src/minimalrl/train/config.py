@@ -74,7 +74,7 @@ class TrainConfig:
     reward: str = "math"
     """The reward function, (responses, problems) -> (rewards, correct): "math" (the math
     verifier, below), "random" (the control: a coin that ignores correctness, below), or your own
-    as `package.module:function` (README "Reward"). It may take any of correct_reward,
+    as `package.module:function` (docs/how-to/reward.md). It may take any of correct_reward,
     wrong_reward, fallback_last_number, random_reward_p and seed by keyword."""
     correct_reward: float = 1.0
     """Reward of a right answer."""
@@ -168,7 +168,7 @@ class TrainConfig:
     """Most sampling rounds of an iteration under dynamic sampling (the first included); a batch
     still short after them trains on what it has."""
 
-    # --- rollout correction: the sampler is not π_old (README "Rollout correction")
+    # --- rollout correction: the sampler is not π_old (docs/concepts/rollout-correction.md)
     rollout_correction: str = "none"
     """What the update does about the gap between the sampler and π_old, r = π_old/π_sampler per
     sampled token (the mismatch metrics are logged whatever this says): "none"; "tis"
@@ -215,7 +215,7 @@ class TrainConfig:
     thread order: two identical backward passes of the default model differ in the last bits
     (265 of 272 gradient tensors), and two runs of one seed drifted apart from the third
     iteration, then in their samples (issue 19: final held-out accuracy 30% in one, 26% in the
-    other). Cost: README "Reproducible runs"."""
+    other). Cost: docs/how-to/resume.md."""
     eval_every: int = 18
     """Evaluate every this many iterations (and before the first and after the last); 0 = off.
     The default evaluates before and after only: 200 problems take about 33 s here."""
@@ -232,21 +232,30 @@ class TrainConfig:
     """torch threads (0 = all cores)."""
     keep_freed_memory: bool = True
     """On CPU (Linux, glibc): malloc keeps freed memory for reuse instead of returning it to the
-    kernel, so activations are not page-faulted afresh every step (faster updates: README,
-    "Speed"). Process-wide; memory stays near its peak between phases."""
+    kernel, so activations are not page-faulted afresh every step (faster updates:
+    docs/measurements.md, "Speed"). Process-wide; memory stays near its peak between phases."""
     device: str = "cpu"
     """"cpu", "cuda", or "auto" (CUDA when present). Under torchrun each rank takes its GPU."""
     precision: str = "fp32"
     """"fp32", or "bf16" (autocast: bfloat16 matmuls, float32 weights and log-probs)."""
     rollout_precision: str = "fp32"
     """"fp32", or "bf16": sample from a bfloat16 cast of the policy (made each iteration, freed
-    after), as bf16 vLLM rollouts do; faster generation on a CPU with avx512_bf16 (README,
-    "Speed"). Log-probs, losses and the update follow `precision`, so π_old is the policy as the
-    update computes it and the samples come from a slightly different distribution (the usual
-    engine/trainer mismatch)."""
+    after), as bf16 vLLM rollouts do; faster generation on a CPU with avx512_bf16
+    (docs/measurements.md, "Speed"). Log-probs, losses and the update follow `precision`, so
+    π_old is the policy as the update computes it and the samples come from a slightly
+    different distribution (the usual engine/trainer mismatch)."""
     rollout_backend: str = "hf"
     """What samples the rollouts, for training and evaluation alike: "hf" (transformers with a
-    KV cache, on the policy module itself). `minimalrl.rollout.BACKENDS` lists them."""
+    KV cache, on the policy module itself) or "vllm" (a vLLM engine in this process, given the
+    policy's weights after every update; `bash scripts/setup.sh --vllm` installs it).
+    `minimalrl.rollout.BACKENDS` lists them."""
+    vllm_kv_cache_gib: float = 1.0
+    """vllm on CPU: GiB of KV cache the engine allocates up front (`VLLM_CPU_KVCACHE_SPACE`)."""
+    vllm_gpu_memory_fraction: float = 0.3
+    """vllm on CUDA: the fraction of GPU memory the engine takes; the rest is training's."""
+    vllm_max_model_len: int = 0
+    """vllm: longest prompt + response the engine serves (0: the model's maximum); a smaller
+    value lets a smaller KV cache start."""
     track_kl_to_init: bool = True
     """Measure the kl_to_init curve (one reference forward per iteration) even without a KL term."""
 
@@ -369,6 +378,10 @@ class TrainConfig:
             )
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 < self.vllm_gpu_memory_fraction < 1:
+            raise ConfigError(
+                f"vllm_gpu_memory_fraction must be in (0, 1), got {self.vllm_gpu_memory_fraction}"
+            )
         if not 0 <= self.random_reward_p <= 1:
             raise ConfigError(f"random_reward_p must be in [0, 1], got {self.random_reward_p}")
 
@@ -400,12 +413,12 @@ _AT_LEAST_ONE = (
 )  # fmt: skip
 _POSITIVE = (
     "lr", "critic_lr", "dpo_beta", "adam_eps", "advantage_eps", "clip_low", "clip_high",
-    "value_clip",
+    "value_clip", "vllm_kv_cache_gib",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "temperature", "kl_coef", "entropy_coef", "weight_decay", "critic_weight_decay", "grad_clip",
     "warmup_iterations", "eval_every", "save_every", "keep_checkpoint_every", "threads",
-    "eval_max_new_tokens",
+    "eval_max_new_tokens", "vllm_max_model_len",
 )  # fmt: skip
 _CHOICES = {
     "lr_schedule": ("constant", "linear", "cosine"),
