@@ -13,7 +13,12 @@ from minimalrl.cli import main
 from minimalrl.data import DataError, build_prompts, load_data, load_problems
 from minimalrl.eval.metrics import read_metrics
 
-datasets = pytest.importorskip("datasets")
+
+@pytest.fixture(scope="module")
+def datasets():
+    """The `datasets` library (the `data` extra): the tests that write datasets need it."""
+    return pytest.importorskip("datasets")
+
 
 ROWS = {"q": [f"What is {i} + {i} ?" for i in range(6)], "a": [str(2 * i) for i in range(6)]}
 
@@ -24,11 +29,11 @@ def _toy(n: int = 16) -> dict[str, list]:
 
 
 @pytest.fixture
-def ds():
+def ds(datasets):
     return datasets.Dataset.from_dict(ROWS)
 
 
-def test_parquet_arrow_json_csv_files_with_named_columns(ds, tmp_path):
+def test_parquet_arrow_json_csv_files_with_named_columns(datasets, ds, tmp_path):
     ds.to_parquet(tmp_path / "t.parquet")
     ds.to_json(tmp_path / "t.jsonl")  # (datasets writes JSON lines)
     ds.to_csv(tmp_path / "t.csv", index=False)
@@ -41,7 +46,7 @@ def test_parquet_arrow_json_csv_files_with_named_columns(ds, tmp_path):
         assert [p.answer for p in problems] == ROWS["a"], path
 
 
-def test_save_to_disk_folders_and_split_folders(ds, tmp_path):
+def test_save_to_disk_folders_and_split_folders(datasets, ds, tmp_path):
     split = datasets.DatasetDict({"train": ds.select(range(4)), "test": ds.select(range(4, 6))})
     split.save_to_disk(tmp_path / "dict")
     ds.save_to_disk(tmp_path / "one")
@@ -64,7 +69,7 @@ def test_save_to_disk_folders_and_split_folders(ds, tmp_path):
         load_data(str(tmp_path / "one"), **names, split="test")
 
 
-def test_trl_conversational_prompt_is_the_user_turn(tmp_path, tiny_model_dir):
+def test_trl_conversational_prompt_is_the_user_turn(datasets, tmp_path, tiny_model_dir):
     from transformers import AutoTokenizer
 
     rows = {
@@ -103,13 +108,13 @@ def test_trl_conversational_prompt_is_the_user_turn(tmp_path, tiny_model_dir):
           "a": ["1"]}, r"row 0: field 'q' has the turns \['user', 'assistant'\]"),
     ],
 )  # fmt: skip
-def test_bad_rows_are_one_line_naming_file_row_and_field(rows, message, tmp_path):
+def test_bad_rows_are_one_line_naming_file_row_and_field(datasets, rows, message, tmp_path):
     datasets.Dataset.from_dict(rows).to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(DataError, match=message):
         load_data(str(tmp_path / "bad.parquet"), question_field="q", answer_field="a")
 
 
-def test_several_splits_and_none_preferred_asks_for_one(ds, tmp_path):
+def test_several_splits_and_none_preferred_asks_for_one(datasets, ds, tmp_path):
     datasets.DatasetDict({"a": ds, "b": ds}).save_to_disk(tmp_path / "d")
     with pytest.raises(DataError, match=r"several splits \['a', 'b'\] and none is 'train'"):
         load_data(str(tmp_path / "d"), question_field="q", answer_field="a")
@@ -145,7 +150,7 @@ def test_without_datasets_parquet_names_the_extra_and_jsonl_csv_still_read(
 
 
 def test_train_on_a_parquet_file_and_eval_on_a_split_of_a_saved_dataset(
-    tiny_model_dir, tmp_path, capsys
+    datasets, tiny_model_dir, tmp_path, capsys
 ):
     """The issue's check: `--set train_data=<a parquet file>` with named columns trains."""
     datasets.Dataset.from_dict(_toy()).to_parquet(tmp_path / "train.parquet")
@@ -183,3 +188,13 @@ def test_cli_bad_dataset_is_one_line_before_the_model_loads(ds, tmp_path, capsys
     err = capsys.readouterr().err
     assert "t.parquet row 0: no question field 'question'" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_csv_needs_nothing_and_names_the_line_of_a_bad_row(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('q,a\n"What is 1, plus 1 ?",2\n"x ?",\n')
+    with pytest.raises(DataError, match=r"t.csv:3: no answer field 'a'|t.csv:3: field 'a' holds"):
+        load_data(str(path), question_field="q", answer_field="a")
+    path.write_text('question,answer\n"What is 1, plus 1 ?",2\n')
+    [p] = load_data(str(path))  # fields detected as in JSON lines
+    assert (p.question, p.answer, p.id) == ("What is 1, plus 1 ?", "2", "t:2")
