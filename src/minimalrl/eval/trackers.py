@@ -193,14 +193,14 @@ class _Trackio:
     def __init__(self, run: TrackedRun, run_id: str | None):
         import trackio
 
-        self.run_id = run.name  # trackio continues a run by its name (resume="allow")
+        self.run_id = run.name  # trackio continues the latest run of a name (resume="allow")
         with contextlib.redirect_stdout(sys.stderr):  # its banner, off the run's own output
             self._run = trackio.init(
                 project=run.project,
                 name=run.name,
                 group=run.group or None,
                 config=run.config,
-                resume="allow",
+                resume="allow" if run_id else "never",  # a fresh run: a new one, same name
                 embed=False,
                 auto_log_cpu=False,
                 auto_log_gpu=False,
