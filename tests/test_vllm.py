@@ -9,9 +9,7 @@ u = 2^-24 in blocked or pairwise order), over 30 layers, and the log-sum-exp ove
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +24,6 @@ from minimalrl.rollout import HFBackend, SamplingParams  # noqa: E402
 from minimalrl.rollout.vllm_engine import EngineSettings, VLLMBackend, engine_weights  # noqa: E402
 
 pytestmark = pytest.mark.slow
-SMOKE = str(Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml")
 U32 = 2.0**-24
 ULPS = 1024
 QUESTIONS = [f"What is {a} + {b}?" for a, b in zip(range(3, 60, 7), range(91, 10, -9))] + [
@@ -40,9 +37,11 @@ def setup():
     model, tok = load_policy()
     model.eval()
     prompts = [tok(build_prompt(tok, q), add_special_tokens=False).input_ids for q in QUESTIONS]
-    engine = VLLMBackend(model, tok, end_of_turn_ids(model, tok), settings=EngineSettings(1.0))
+    settings = EngineSettings(kv_cache_gib=1, max_model_len=1024)
+    engine = VLLMBackend(model, tok, end_of_turn_ids(model, tok), settings=settings)
     hf = HFBackend(model, tok.pad_token_id, end_of_turn_ids(model, tok))
-    return model, tok, prompts, engine, hf
+    yield model, tok, prompts, engine, hf
+    engine.close()
 
 
 def _rows(ro) -> list[list[int]]:
@@ -124,74 +123,10 @@ def test_lora_goes_to_the_engine_merged_and_the_adapter_is_untouched(tiny_model_
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
-def test_cli_train_and_eval_with_vllm(tmp_path, capsys):
-    from minimalrl.cli import main
-    from minimalrl.eval.metrics import read_metrics
-
-    out = tmp_path / "run"
-    argv = ["train", "--algo", "grpo", "--config", SMOKE, "--output", str(out),
-            "--no-progress", "--set", "rollout_backend=vllm", "--set", "eval_every=0"]  # fmt: skip
-    assert main(argv) == 0
-    records = [r for r in read_metrics(out) if "reward_mean" in r]
-    assert len(records) == 2 and all("update/weight_sync_seconds" in r for r in records)
-    assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4  # fp32: engine = trainer
-    argv_eval = ["eval", "--benchmark", "arithmetic:digits=2,num_ops=1,ops=+,n=8,split=test",
-                 "--k", "1", "--max-new-tokens", "24", "--no-progress"]  # fmt: skip
-    accuracy = {}
-    for backend in ("hf", "vllm"):
-        ev = tmp_path / f"eval_{backend}"
-        assert main([*argv_eval, "--rollout-backend", backend, "--output", str(ev)]) == 0
-        accuracy[backend] = json.loads((ev / "summary.json").read_text())
-    keys = [k for k in accuracy["hf"] if k.startswith(("avg@", "pass@", "greedy"))]
-    assert keys and all(accuracy["vllm"][k] == accuracy["hf"][k] for k in keys)
-
-
 def test_an_engine_that_cannot_start_names_the_setting(setup):
     from minimalrl.rollout.vllm_engine import EngineError
 
     model, tok, *_ = setup
-    tiny = EngineSettings(kv_cache_gib=0.001, max_model_len=8192)
+    tiny = EngineSettings(kv_cache_gib=1, max_model_len=1_000_000)  # past the model's 8192
     with pytest.raises(EngineError, match="vllm_kv_cache_gib"):
         VLLMBackend(model, tok, [tok.eos_token_id], settings=tiny)
-
-
-def _smoke(out: Path, algo: str, **changes) -> list[str]:
-    argv = ["train", "--algo", algo, "--config", SMOKE, "--output", str(out), "--no-progress",
-            "--set", "rollout_backend=vllm", "--set", "eval_every=0"]  # fmt: skip
-    for k, v in changes.items():
-        argv += ["--set", f"{k}={v}"]
-    return argv
-
-
-@pytest.mark.parametrize(
-    ("algo", "changes"),
-    [("ppo", {}), ("iterative_dpo", {}), ("grpo", {"lora_rank": 8, "lr": 1e-4})],
-)
-def test_cli_train_with_vllm_for_other_algorithms_and_lora(algo, changes, tmp_path):
-    from minimalrl.cli import main
-    from minimalrl.eval.metrics import read_metrics
-
-    assert main(_smoke(tmp_path / "run", algo, **changes)) == 0
-    records = [r for r in read_metrics(tmp_path / "run") if "reward_mean" in r]
-    assert len(records) == 2
-    assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4
-
-
-def test_two_ranks_each_with_an_engine_of_its_own(tmp_path):
-    import socket
-
-    import torch.multiprocessing as mp
-    from tiny import train_rank
-
-    from minimalrl.eval.metrics import read_metrics
-    from minimalrl.train.config_file import build_config
-
-    cfg = build_config(SMOKE, {"rollout_backend": "vllm", "eval_every": "0", "threads": "1"})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "dp"
-    mp.spawn(train_rank, args=(2, port, cfg.to_dict(), str(out), False), nprocs=2, join=True)
-    records = [r for r in read_metrics(out) if "reward_mean" in r]
-    assert len(records) == 2
-    assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4

@@ -1,5 +1,5 @@
-"""The algorithm axes as settings (README "Algorithm axes"): a record with some of its choices
-replaced, a named variant's presets, and the combinations that make no sense.
+"""The algorithm axes as settings (docs/concepts/algorithms.md, "Algorithm axes"): a record with
+some of its choices replaced, a named variant's presets, and the combinations that make no sense.
 
 `values` below is a mapping of the training config's fields (TrainConfig, by name); these
 functions read it and know nothing else of the config. A refused combination is a ValueError

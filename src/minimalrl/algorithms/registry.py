@@ -131,7 +131,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         description="Reinforce, all-wrong prompts kept with advantage 0"),
     "reinforce_drop_all_correct_zero": A(keep_not_all_correct, reward, clipped, presets=ZERO,
         description="Reinforce, all-correct prompts kept with advantage 0"),
-    # Variants of the peers (README "Algorithm axes" has the sources).
+    # Variants of the peers (docs/concepts/algorithms.md, "Algorithm axes", has the sources).
     "rloo": A(keep_all, leave_one_out, clipped, min_group_size=2,
         description="RLOO: the other responses' mean as baseline (arXiv 2402.14740)"),
     "dr_grpo": A(keep_all, reward_minus_mean, clipped, min_group_size=2,

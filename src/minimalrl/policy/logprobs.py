@@ -157,8 +157,9 @@ def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
             _, Hkv, P, D = kv_UHPD.shape
             rows_kv = kv_UHPD[flat_slots].view(R, S, Hkv, P, D).transpose(1, 2)
             setattr(layer, name, rows_kv.reshape(R, Hkv, S * P, D))
-    # In bf16, matmul attention halves SDPA's forward + backward on these short rows (README,
-    # "Speed"); in float32 it gains nothing measurable and keeps more for backward.
+    # In bf16, matmul attention halves SDPA's forward + backward on these short rows
+    # (docs/measurements.md, "Speed"); in float32 it gains nothing measurable and keeps more for
+    # backward.
     low_precision = torch.is_autocast_enabled(prompt_last_UH.device.type)
     with matmul_attention_for(body) if low_precision else nullcontext():
         out = body(

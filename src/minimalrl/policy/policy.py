@@ -261,6 +261,12 @@ class Policy:
             old = _assemble((B, R), parts + result.scored)
         return TrainResult(result.metrics, old, scoring_seconds)
 
+    def close(self) -> None:
+        """Free what the rollout backend holds outside this process's tensors (an engine)."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
     def _sync_backend(self) -> None:
         """The backend samples from the current weights (whole: gathered when sharded)."""
         start = time.perf_counter()

@@ -24,6 +24,7 @@ Nothing outside this module imports vLLM.
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import shutil
@@ -49,8 +50,8 @@ INSTALL = "bash scripts/setup.sh --vllm  (or: pip install 'minimalrl[vllm]' torc
 class EngineSettings:
     """The engine's memory and length (TrainConfig's `vllm_*` settings)."""
 
-    kv_cache_gib: float = 1.0
-    """CPU: GiB of KV cache allocated up front (`VLLM_CPU_KVCACHE_SPACE`)."""
+    kv_cache_gib: int = 1
+    """CPU: whole GiB of KV cache allocated up front (`VLLM_CPU_KVCACHE_SPACE`, an integer)."""
     gpu_memory_fraction: float = 0.3
     """CUDA: the fraction of GPU memory the engine takes (`gpu_memory_utilization`), the rest
     left to training (colocated)."""
@@ -143,7 +144,7 @@ class VLLMBackend:
         if self.device.type == "cuda":
             kwargs["gpu_memory_utilization"] = self.settings.gpu_memory_fraction
         else:
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = f"{self.settings.kv_cache_gib:g}"
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(int(self.settings.kv_cache_gib))
         with _process_state_kept():
             try:
                 self.llm = vllm.LLM(**kwargs)
@@ -224,6 +225,17 @@ class VLLMBackend:
             stats={"generated_tokens": float(mask_BR.sum())},
             sampler_logp_BR=logp_BR.to(device) if params.top_p >= 1.0 else None,
         )
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory (KV cache, weights): a compare trains many
+        runs in one process, each with an engine of its own."""
+        llm = self.__dict__.pop("llm", None)
+        if llm is not None:
+            with _process_state_kept():
+                llm.llm_engine.engine_core.shutdown()
+            del llm
+            gc.collect()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
     def __del__(self) -> None:
         shutil.rmtree(getattr(self, "_folder", ""), ignore_errors=True)

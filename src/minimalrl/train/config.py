@@ -249,8 +249,9 @@ class TrainConfig:
     KV cache, on the policy module itself) or "vllm" (a vLLM engine in this process, given the
     policy's weights after every update; `bash scripts/setup.sh --vllm` installs it).
     `minimalrl.rollout.BACKENDS` lists them."""
-    vllm_kv_cache_gib: float = 1.0
-    """vllm on CPU: GiB of KV cache the engine allocates up front (`VLLM_CPU_KVCACHE_SPACE`)."""
+    vllm_kv_cache_gib: int = 1
+    """vllm on CPU: whole GiB of KV cache the engine allocates up front (`VLLM_CPU_KVCACHE_SPACE`,
+    an integer; 1 GiB holds ~23,000 tokens of the default model)."""
     vllm_gpu_memory_fraction: float = 0.3
     """vllm on CUDA: the fraction of GPU memory the engine takes; the rest is training's."""
     vllm_max_model_len: int = 0
@@ -409,11 +410,11 @@ class TrainConfig:
 # The bounds of numeric fields (each also finite: `_check_numbers`), and fields of a few values.
 _AT_LEAST_ONE = (
     "iterations", "prompts_per_iteration", "samples_per_prompt", "max_new_tokens", "epochs",
-    "minibatch_size", "micro_batch_size", "keep_checkpoints",
+    "minibatch_size", "micro_batch_size", "keep_checkpoints", "vllm_kv_cache_gib",
 )  # fmt: skip
 _POSITIVE = (
     "lr", "critic_lr", "dpo_beta", "adam_eps", "advantage_eps", "clip_low", "clip_high",
-    "value_clip", "vllm_kv_cache_gib",
+    "value_clip",
 )  # fmt: skip
 _NON_NEGATIVE = (
     "temperature", "kl_coef", "entropy_coef", "weight_decay", "critic_weight_decay", "grad_clip",

@@ -381,5 +381,10 @@ def _main_thread() -> bool:
 
 
 def train(cfg: TrainConfig, output: str | Path, **kwargs: object) -> list[dict]:
-    """Build a Trainer and run it (see `Trainer` for the keyword arguments)."""
-    return Trainer(cfg, output, **kwargs).run()  # type: ignore[arg-type]
+    """Build a Trainer and run it (see `Trainer` for the keyword arguments); its rollout engine
+    is shut down after (a compare trains many runs in one process)."""
+    trainer = Trainer(cfg, output, **kwargs)  # type: ignore[arg-type]
+    try:
+        return trainer.run()
+    finally:
+        trainer.policy.close()

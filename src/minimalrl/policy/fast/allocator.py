@@ -5,8 +5,8 @@ fresh `mmap` and returns it to the kernel on free. A training step allocates and
 of activation tensors of that size, so each one is page-faulted and zeroed by the kernel again.
 Telling malloc to serve them from its heap and keep freed memory for reuse (what jemalloc or
 tcmalloc do, which PyTorch's CPU tuning guide recommends preloading) removes that cost (the
-measurements: README, "Speed"). The process's memory then stays near its peak between phases
-instead of shrinking.
+measurements: docs/measurements.md, "Speed"). The process's memory then stays near its peak
+between phases instead of shrinking.
 """
 
 from __future__ import annotations

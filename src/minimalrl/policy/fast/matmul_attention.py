@@ -2,7 +2,7 @@
 
 PyTorch's CPU flash kernel for `scaled_dot_product_attention` is slow on short rows: one query
 per row (sampling) and packed training rows in bfloat16 run faster as matmuls (the measurements:
-README, "Speed").
+docs/measurements.md, "Speed").
 
 Query heads sharing a key/value head are stacked as rows (h = kv · g + j, as `repeat_kv`), so
 keys and values are never repeated. Masked scores get the dtype's minimum, as transformers'

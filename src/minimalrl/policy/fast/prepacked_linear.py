@@ -3,9 +3,9 @@
 A decoding step multiplies a few dozen rows by every weight of the model, so each weight streams
 from memory once per step. PyTorch's CPU `linear` (MKL's sgemm) repacks the weight on every call;
 oneDNN's matmul on a weight reordered ahead of time into its blocked layout does not (the
-measurements: README, "Speed"). The reorder costs a copy of the weights (their size again, a
-fraction of a second for the default model), so it pays for a loop of many steps on unchanged
-weights: sampling, not training.
+measurements: docs/measurements.md, "Speed"). The reorder costs a copy of the weights (their
+size again, a fraction of a second for the default model), so it pays for a loop of many steps
+on unchanged weights: sampling, not training.
 
 This is the path PyTorch's own compiler takes for CPU linear layers
 (`torch.ops.mkldnn._reorder_linear_weight` / `_linear_pointwise`), used here without compiling.
