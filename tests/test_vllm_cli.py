@@ -35,14 +35,20 @@ def _smoke(out: Path, algo: str, **changes) -> list[str]:
 
 @pytest.mark.parametrize(
     ("algo", "changes"),
-    [("ppo", {}), ("iterative_dpo", {}), ("grpo", {"lora_rank": 8, "lr": 1e-4})],
+    # One iteration each (CI's time): an update, a sync, and the next rollout's mismatch is the
+    # grpo test's; here the engine starts, samples and syncs for each algorithm.
+    [
+        ("ppo", {"iterations": 1}),
+        ("iterative_dpo", {"iterations": 1}),
+        ("grpo", {"lora_rank": 8, "lr": 1e-4, "iterations": 1}),
+    ],
 )
 def test_cli_train_with_vllm_for_other_algorithms_and_lora(algo, changes, tmp_path):
     from minimalrl.eval.metrics import read_metrics
 
     _cli(*_smoke(tmp_path / "run", algo, **changes))
     records = [r for r in read_metrics(tmp_path / "run") if "reward_mean" in r]
-    assert len(records) == 2
+    assert len(records) == 1
     assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4
 
 
@@ -56,14 +62,14 @@ def test_two_ranks_each_with_an_engine_of_its_own(tmp_path):
     from minimalrl.train.config_file import build_config
 
     cfg = build_config(SMOKE, {"rollout_backend": "vllm", "eval_every": "0", "threads": "1",
-                               "vllm_max_model_len": "1024"})  # fmt: skip
+                               "vllm_max_model_len": "1024", "iterations": "1"})  # fmt: skip
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "dp"
     mp.spawn(train_rank, args=(2, port, cfg.to_dict(), str(out), False), nprocs=2, join=True)
     records = [r for r in read_metrics(out) if "reward_mean" in r]
-    assert len(records) == 2
+    assert len(records) == 1
     assert max(r["mismatch_abs_log_ratio"] for r in records) < 1e-4
 
 
