@@ -31,8 +31,7 @@ from minimalrl.policy.fast.support import (
     FastPaths,
     LogitTransform,
     fast_paths,
-    forward_arguments,
-    model_class,
+    takes_argument,
     unwrap,
     with_cache,
 )
@@ -370,8 +369,7 @@ def own_forward_logprobs(
     ids_BL, mask_BL = whole_rows(batch)
     R = batch.response_ids_BR.shape[1]
     kept = R + 1  # positions P - 1 .. P + R - 1; the last predicts nothing of the response
-    keep = {"logits_to_keep": kept} if "logits_to_keep" in forward_arguments(model_class(
-        unwrap(model))) else {}  # fmt: skip
+    keep = {"logits_to_keep": kept} if takes_argument(model, "logits_to_keep") else {}
     logits_BKV = model(
         input_ids=ids_BL, attention_mask=mask_BL, position_ids=position_ids_from_mask(mask_BL),
         use_cache=False, **keep,

@@ -20,9 +20,7 @@ from minimalrl.policy.fast.prepacked_linear import prepacked_linears
 from minimalrl.policy.fast.support import (
     FastPaths,
     fast_paths,
-    forward_arguments,
-    model_class,
-    unwrap,
+    takes_argument,
     with_cache,
 )
 from minimalrl.policy.logprobs import logprob_temperature, position_ids_from_mask
@@ -191,7 +189,7 @@ class HFBackend:
         # the one its own forward would build.
         cache = DynamicCache() if paths.split else DynamicCache(config=self.model.config)
         keep = {}
-        if "logits_to_keep" in forward_arguments(model_class(unwrap(self.model))):
+        if takes_argument(self.model, "logits_to_keep"):
             # An index tensor, not the int 1: a (U, 1, H) slice of the hidden states would reach
             # the head as a batched matmul that copies the (V, H) weight once per prompt.
             keep["logits_to_keep"] = torch.tensor([prompt_ids.shape[1] - 1], device=device)

@@ -133,11 +133,15 @@ def forward_arguments(cls: type) -> frozenset[str]:
     return frozenset()
 
 
+def takes_argument(module: nn.Module, name: str) -> bool:
+    """Whether the module's own forward (peft and FSDP unwrapped) takes `name`."""
+    return name in forward_arguments(model_class(unwrap(module)))
+
+
 def cache_argument(module: nn.Module) -> str | None:
     """The name the module's forward gives its KV cache: `cache` from transformers 5.24 on,
     `past_key_values` before (the range the project supports spans both); None: neither."""
-    names = forward_arguments(model_class(unwrap(module)))
-    return next((n for n in ("cache", "past_key_values") if n in names), None)
+    return next((n for n in ("cache", "past_key_values") if takes_argument(module, n)), None)
 
 
 def with_cache(module: nn.Module, cache: object) -> dict[str, object]:
