@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FRAMEWORKS = ("minimalrl", "trl")
+FRAMEWORKS = ("minimalrl", "minimalrl_vllm", "trl")  # minimalrl_vllm: rollout_backend vllm
 TRL_VERSION = "1.16.0"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "grpo_step.json"
 DTYPES = ("fp32", "bf16")
@@ -131,7 +131,8 @@ def _count_trained(clock: PhaseClock, args: tuple, out: Any) -> None:
 
 
 def minimalrl_worker(args: argparse.Namespace) -> dict:
-    """Build a Trainer, run warm-up iterations, then time one `Trainer.iteration`."""
+    """Build a Trainer, run warm-up iterations, then time one `Trainer.iteration` (with the
+    `hf` rollout backend, or `vllm` for the minimalrl_vllm worker)."""
     import torch
 
     from minimalrl.policy import policy as policy_mod
@@ -164,6 +165,8 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
         track_kl_to_init=args.track_kl,
         precision=args.precision,
         rollout_precision=args.rollout_precision or args.precision,
+        rollout_backend="vllm" if args.worker == "minimalrl_vllm" else "hf",
+        vllm_max_model_len=1024 + args.max_new_tokens,
     )
     with tempfile.TemporaryDirectory(prefix="grpo-bench-minimalrl-") as out:
         t0 = time.perf_counter()
@@ -193,8 +196,11 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
             phases = dict(clock.seconds)
             step = step_record(clock, seconds, phases)
             step.update(accuracy=record["accuracy"], response_length=record["response_length"])
+            # the engine's weight sync after the update (vllm), in the step's "other" phase
+            step["weight_sync_seconds"] = record.get("update/weight_sync_seconds", 0.0)
             steps.append(step)
         trainer.metrics.close()
+        trainer.policy.close()
     n_params = sum(
         p.numel() for p in trainer.policy.model.parameters()
     )  # tied weights counted once
@@ -479,14 +485,20 @@ def format_report(result: dict) -> str:
         f"{ceilings.get('bf16', float('nan')):.1f} GFLOP/s; fractions below are of the "
         f"{precision} one",
         "",
-        f"{'':10} {'step s min':>10} {'step s med':>10} {'gen tok/s':>9} {'train tok/s':>11} "
+        f"{'':14} {'step s min':>10} {'step s med':>10} {'gen tok/s':>9} {'train tok/s':>11} "
         f"{'peak RSS MiB':>12} {'load s':>7}",
     ]
     for fw, x in summ.items():
         lines.append(
-            f"{fw:10} {x['step_seconds_min']:10.2f} {x['step_seconds_median']:10.2f} "
+            f"{fw:14} {x['step_seconds_min']:10.2f} {x['step_seconds_median']:10.2f} "
             f"{x['generated_tokens_per_second']:9.1f} {x['training_tokens_per_second']:11.1f} "
             f"{x['peak_rss_mib_max']:12.0f} {x['load_seconds_median']:7.1f}"
+        )
+    if "ratio_vllm_over_hf" in result:
+        r = result["ratio_vllm_over_hf"]
+        lines.append(
+            f"ratio rollout_backend vllm / hf (step time): median {r['step_seconds_median']:.2f},"
+            f" min {r['step_seconds_min']:.2f}"
         )
     if "ratio_minimalrl_over_trl" in result:
         r = result["ratio_minimalrl_over_trl"]
@@ -561,7 +573,7 @@ def versions() -> dict:
 
 
 def run_benchmark(args: argparse.Namespace) -> dict:
-    frameworks = [f for f in FRAMEWORKS if not getattr(args, f"skip_{f}")]
+    frameworks = [f for f in FRAMEWORKS if not getattr(args, f"skip_{f}", not args.vllm)]
     load = [os.getloadavg()[0]]
     if load[0] > 0.5:
         print(f"warning: the machine is busy (1-min load {load[0]:.1f}): timings will be noisy")
@@ -575,7 +587,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
                 res = run_worker_process(fw, args, args.seed + r, log)
                 runs[fw].append(res)
                 print(
-                    f"repeat {r + 1}/{args.repeats} {fw:9}: step {res['step']['seconds']:.2f} s, "
+                    f"repeat {r + 1}/{args.repeats} {fw:14}: step {res['step']['seconds']:.2f} s, "
                     f"{res['step']['generated_tokens']} generated tokens, "
                     f"peak RSS {res['peak_rss_mib']:.0f} MiB, worker {res['wall_seconds']:.0f} s",
                     flush=True,
@@ -601,6 +613,11 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         m, t = result["summary"]["minimalrl"], result["summary"]["trl"]
         result["ratio_minimalrl_over_trl"] = {
             k: m[k] / t[k] for k in ("step_seconds_median", "step_seconds_min")
+        }
+    if "minimalrl_vllm" in frameworks and "minimalrl" in frameworks:
+        v, h = result["summary"]["minimalrl_vllm"], result["summary"]["minimalrl"]
+        result["ratio_vllm_over_hf"] = {
+            k: v[k] / h[k] for k in ("step_seconds_median", "step_seconds_min")
         }
     return result
 
@@ -640,6 +657,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="minimalrl's rollout_precision alone (default: --precision)",
     )
     p.add_argument("--skip-trl", action="store_true", help="benchmark minimalrl alone")
+    p.add_argument(
+        "--vllm",
+        action="store_true",
+        help="also minimalrl with rollout_backend vllm (minimalrl_vllm; the vllm extra)",
+    )
     p.add_argument("--skip-minimalrl", action="store_true", help="benchmark TRL alone")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="JSON result file")
     p.add_argument("--report", type=Path, help="print the table of an earlier JSON result (no run)")
@@ -665,7 +687,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
-        worker = minimalrl_worker if args.worker == "minimalrl" else trl_worker
+        worker = trl_worker if args.worker == "trl" else minimalrl_worker
         result = worker(args)
         result["peak_rss_mib"] = peak_rss_mib()
         args.worker_output.write_text(json.dumps(result, indent=1, default=str))

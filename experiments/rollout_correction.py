@@ -18,6 +18,7 @@ COLUMNS = (
     ("KL(sampler, old)", "mismatch_kl", "{:.1e}"),
     ("tis w mean", "update/tis_weight_mean", "{:.6f}"),
     ("tis capped", "update/tis_capped", "{:.4f}"),
+    ("masked", "update/rollout_masked", "{:.4f}"),
     ("accuracy", "accuracy", "{:.3f}"),
     ("loss", "update/loss", "{:+.5f}"),
     ("grad norm", "grad_norm", "{:.4f}"),

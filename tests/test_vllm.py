@@ -130,3 +130,41 @@ def test_an_engine_that_cannot_start_names_the_setting(setup):
     tiny = EngineSettings(kv_cache_gib=1, max_model_len=1_000_000)  # past the model's 8192
     with pytest.raises(EngineError, match="vllm_kv_cache_gib"):
         VLLMBackend(model, tok, [tok.eos_token_id], settings=tiny)
+
+
+def test_an_architecture_vllm_cannot_run_gets_one_line_and_hf_still_runs_it(setup):
+    """GPT-Neo: transformers has it, vLLM 0.32 has no implementation and its transformers
+    backend refuses it (no `_supports_attention_backend`); the `hf` backend samples from it."""
+    from transformers import AutoModelForCausalLM, GPTNeoConfig
+
+    from minimalrl.rollout.vllm_engine import EngineError
+
+    _, tok, prompts, *_ = setup
+    torch.manual_seed(0)
+    config = GPTNeoConfig(
+        vocab_size=len(tok), hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128,
+        attention_types=[[["global", "local"], 1]], window_size=8, max_position_embeddings=256,
+        eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id,
+    )  # fmt: skip
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with pytest.raises(EngineError, match=r"cannot run GPTNeoForCausalLM.*rollout_backend=hf"):
+        VLLMBackend(model, tok, [tok.eos_token_id])
+    ro = HFBackend(model, tok.pad_token_id, [tok.eos_token_id]).generate(
+        prompts[:2], SamplingParams(n=2, max_new_tokens=6, temperature=1.0, seed=0)
+    )
+    assert ro.response_ids_BR.shape[0] == 4 and int(ro.response_mask_BR.sum()) > 0
+
+
+def test_an_engine_that_dies_mid_run_says_resume(setup, monkeypatch):
+    """The engine's own failure (vLLM raises EngineDeadError and others) becomes one
+    `EngineError` naming --resume, which the CLI prints as one line."""
+    from minimalrl.rollout.vllm_engine import EngineError
+
+    _, _, prompts, engine, _ = setup
+
+    def dead(*args, **kwargs):
+        raise RuntimeError("EngineCore encountered an issue")
+
+    monkeypatch.setattr(engine.llm, "generate", dead)
+    with pytest.raises(EngineError, match="--resume continues"):
+        engine.generate(prompts[:1], SamplingParams(n=1, max_new_tokens=4, temperature=0))

@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
     from minimalrl.reward import RewardError
+    from minimalrl.rollout.vllm_engine import EngineError
     from minimalrl.train.checkpoint import CheckpointError
     from minimalrl.train.config import ConfigError
     from minimalrl.train.update import NonFiniteLossError
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"minimalrl {args.command}: aborted by Ctrl-C{how}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (NonFiniteLossError, RewardError) as err:
+    except (NonFiniteLossError, RewardError, EngineError) as err:
         print(
             f"minimalrl {args.command}: stopped: {err}; the last good checkpoint is kept",
             file=sys.stderr,

@@ -24,6 +24,7 @@ Nothing outside this module imports vLLM.
 
 from __future__ import annotations
 
+import copy
 import gc
 import os
 import random
@@ -38,9 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.distributed.tensor import DTensor
 from transformers import PreTrainedTokenizerBase
 
-from minimalrl.policy.fast.support import unwrap
+from minimalrl.policy.fast.support import model_class, unwrap
 from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
 
 INSTALL = "bash scripts/setup.sh --vllm  (or: pip install 'minimalrl[vllm]' torch==2.13.0)"
@@ -94,7 +96,10 @@ def _process_state_kept() -> Iterator[None]:
 def engine_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     """The model's weights under transformers' names, as `merge_and_unload` would name them: a
     LoRA layer's weight is its base weight plus the adapter's delta, computed out of place.
-    Every tensor of `state_dict()` (a tied head included, which `named_parameters` leaves out)."""
+    Every tensor of `state_dict()` (a tied head included, which `named_parameters` leaves out).
+    FSDP2's state_dict holds shards (DTensors): each is gathered whole (`full_tensor`, a
+    collective: every rank syncs its engine at the same point, and reads the same names in the
+    same order)."""
     base = unwrap(model)
     deltas = {
         f"{name}.base_layer.weight": module.get_delta_weight(module.active_adapters[0])
@@ -106,6 +111,8 @@ def engine_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
         for name, tensor in base.state_dict().items():
             if "lora_" in name:
                 continue
+            if isinstance(tensor, DTensor):
+                tensor = tensor.full_tensor()
             if name in deltas:
                 tensor = tensor + deltas[name].to(tensor.dtype)
             yield name.replace(".base_layer.", "."), tensor.detach()
@@ -130,7 +137,11 @@ class VLLMBackend:
         weights_dtype = dtype or next(model.parameters()).dtype
         self._folder = Path(tempfile.mkdtemp(prefix="minimalrl-vllm-"))
         base = unwrap(model)
-        base.config.save_pretrained(self._folder)  # config and tokenizer only: no weights
+        config = copy.deepcopy(base.config)  # config and tokenizer only: no weights
+        # vLLM picks its implementation by `architectures`, which a model built from a config
+        # (never saved) lacks: vLLM then guesses the headless `*Model` class.
+        config.architectures = [model_class(base).__name__]
+        config.save_pretrained(self._folder)
         if base.generation_config is not None:
             base.generation_config.save_pretrained(self._folder)
         tokenizer.save_pretrained(self._folder)
@@ -150,6 +161,12 @@ class VLLMBackend:
                 self.llm = vllm.LLM(**kwargs)
             except Exception as e:  # vLLM raises many kinds; the setting is what the user needs
                 shutil.rmtree(self._folder, ignore_errors=True)
+                if "architecture" in str(e) and "not supported" in str(e):
+                    raise EngineError(
+                        f"vLLM {vllm.__version__} cannot run {config.architectures[0]} (no "
+                        "implementation of its own, and transformers' backend in vLLM does not "
+                        "take it): use rollout_backend=hf, which runs it"
+                    ) from None
                 raise EngineError(
                     f"the vLLM engine did not start: {type(e).__name__}: {str(e)[:300]} -- "
                     "change vllm_kv_cache_gib (CPU) / vllm_gpu_memory_fraction (CUDA) or "
@@ -157,6 +174,27 @@ class VLLMBackend:
                 ) from e
         self.sync_seconds = 0.0
         self.sync_weights(model)
+        self._first_token()
+
+    def _first_token(self) -> None:
+        """One greedy token, so that what vLLM refuses only when it runs (a CPU attention kernel
+        for this head size, memory) says "did not start" now rather than "stopped" mid-run."""
+        from vllm import SamplingParams as VSamplingParams
+        from vllm import TokensPrompt
+
+        with _process_state_kept():
+            try:
+                self.llm.generate(
+                    [TokensPrompt(prompt_token_ids=[self.eos_token_ids[0]])],
+                    VSamplingParams(max_tokens=1, temperature=0.0, detokenize=False),
+                    use_tqdm=False,
+                )
+            except Exception as e:
+                self.close()
+                raise EngineError(
+                    f"the vLLM engine did not start: {type(e).__name__}: {str(e)[:300]} -- "
+                    "vLLM cannot run this model here; use rollout_backend=hf"
+                ) from e
 
     def sync_weights(self, model: nn.Module) -> None:
         """Reload every weight in place from `model` and drop the prefix cache."""
