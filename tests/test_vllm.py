@@ -168,3 +168,17 @@ def test_an_engine_that_dies_mid_run_says_resume(setup, monkeypatch):
     monkeypatch.setattr(engine.llm, "generate", dead)
     with pytest.raises(EngineError, match="--resume continues"):
         engine.generate(prompts[:1], SamplingParams(n=1, max_new_tokens=4, temperature=0))
+
+
+def test_a_batch_past_one_prefill_step_samples_as_its_parts(setup):
+    """160 seeded requests of ~40 prompt tokens, past vLLM's default 4,096 tokens per step: no
+    chunked prefill (which rewinds a seeded generator: vLLM 0.32 on CPU raised "CPU Generator
+    does not use offset"), and every row the same as when its prompts are sampled alone."""
+    _, _, prompts, engine, _ = setup
+    many = (prompts * 3)[:40]
+    keys = list(range(len(many)))
+    params = SamplingParams(n=4, max_new_tokens=3, temperature=1.0, seed=5)
+    assert sum(len(p) for p in many) * params.n > 4096
+    whole = _rows(engine.generate(many, params, keys))
+    parts = _rows(engine.generate(many[:5], params, keys[:5]))
+    assert whole[: len(parts)] == parts

@@ -152,6 +152,14 @@ class VLLMBackend:
         )  # fmt: skip
         if self.settings.max_model_len:
             kwargs["max_model_len"] = self.settings.max_model_len
+        model_len = self.settings.max_model_len or getattr(config, "max_position_embeddings", 0)
+        if model_len:
+            # No chunked prefill: a request prefilled in parts has the token it samples at a
+            # part's end discarded and its seeded generator rewound, which CPU generators cannot
+            # do (vLLM 0.32 raises "CPU Generator does not use offset" once a batch's prompts
+            # pass max_num_batched_tokens), and which would tie a sample to the batch around it.
+            kwargs.update(enable_chunked_prefill=False,
+                          max_num_batched_tokens=max(model_len, 4096))  # fmt: skip
         if self.device.type == "cuda":
             kwargs["gpu_memory_utilization"] = self.settings.gpu_memory_fraction
         else:
