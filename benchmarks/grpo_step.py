@@ -134,9 +134,9 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
     """Build a Trainer, run warm-up iterations, then time one `Trainer.iteration`."""
     import torch
 
+    from minimalrl.config import TrainConfig
     from minimalrl.policy import policy as policy_mod
     from minimalrl.train import trainer as trainer_mod
-    from minimalrl.train.config import TrainConfig
 
     rows = args.prompts * args.samples
     cfg = TrainConfig(

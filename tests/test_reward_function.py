@@ -8,9 +8,9 @@ import textwrap
 import pytest
 import torch
 
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data.problems import Problem
 from minimalrl.reward import Reward, RewardError, math_reward
-from minimalrl.train.config import ConfigError, TrainConfig
 
 PROBLEMS = [Problem("What is 3 + 4?", "7"), Problem("What is 2 + 2?", "4")]
 

@@ -16,8 +16,8 @@ from minimalrl.algorithms import (
     rejection_mask,
     truncated_is_weights,
 )
+from minimalrl.config import TrainConfig
 from minimalrl.rollout import Rollout
-from minimalrl.train.config import TrainConfig
 from minimalrl.train.experience import _join
 
 D = torch.float64

@@ -168,7 +168,7 @@ def test_a_tracker_not_installed_is_one_line_naming_its_extra(name, tmp_path, ca
 
 
 def test_report_to_reads_lists_and_none():
-    from minimalrl.train.config_file import build_config
+    from minimalrl.config_file import build_config
 
     assert build_config(None, {"report_to": "[wandb, mlflow]"}).report_to == ("wandb", "mlflow")
     assert build_config(None, {"report_to": "tensorboard,trackio"}).report_to == (
@@ -189,10 +189,10 @@ def test_report_to_none_writes_metrics_jsonl_alone(tiny_model_dir, toy_task, tmp
 
 def test_compare_names_each_run_by_its_folder_and_groups_its_seeds(tmp_path, monkeypatch):
     import minimalrl.train.trainer as trainer
+    from minimalrl.config import TrainConfig
     from minimalrl.eval.compare import run_one
     from minimalrl.eval.heldout import HeldOut
     from minimalrl.eval.runspec import RunSpec
-    from minimalrl.train.config import TrainConfig
 
     seen = []
 

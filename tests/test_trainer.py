@@ -9,10 +9,10 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from minimalrl.algorithms import ALGORITHMS
+from minimalrl.config import TrainConfig
 from minimalrl.eval.metrics import ITERATION_KEYS, read_metrics
 from minimalrl.policy.optim import lr_factor
 from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
-from minimalrl.train.config import TrainConfig
 from minimalrl.train.trainer import Trainer, train
 from minimalrl.train.update import NonFiniteLossError
 
@@ -247,7 +247,7 @@ def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_pa
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_bf16_rollouts_train_and_refuse_fsdp(tiny_model_dir, toy_task, tmp_path, precision):
-    from minimalrl.train.config import ConfigError
+    from minimalrl.config import ConfigError
 
     # GRPO with samples drawn from the bfloat16 cast still learns the toy task (as the fp32 test),
     # with a float32 update and with a bf16 autocast one (fused head, matmul attention).

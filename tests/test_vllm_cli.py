@@ -65,8 +65,8 @@ def test_two_ranks_each_with_an_engine_of_its_own(tmp_path):
     import torch.multiprocessing as mp
     from tiny import train_rank
 
+    from minimalrl.config_file import build_config
     from minimalrl.eval.metrics import read_metrics
-    from minimalrl.train.config_file import build_config
 
     cfg = build_config(SMOKE, {"rollout_backend": "vllm", "eval_every": "0", "threads": "1",
                                "vllm_max_model_len": "1024", "iterations": "1"})  # fmt: skip

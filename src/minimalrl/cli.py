@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # (the CLI imports torch only for the commands that need it)
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.config import TrainConfig
     from minimalrl.train.trainer import Trainer
 
 EXIT_USAGE = 2
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from minimalrl.train.config_file import build_config, parse_assignments
+    from minimalrl.config_file import build_config, parse_assignments
     from minimalrl.train.trainer import Trainer
 
     overrides: dict[str, object] = dict(parse_assignments(args.set))
@@ -282,11 +282,11 @@ def _error_line(err: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from minimalrl.config import ConfigError
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
     from minimalrl.reward import RewardError
     from minimalrl.train.checkpoint import CheckpointError
-    from minimalrl.train.config import ConfigError
     from minimalrl.train.update import NonFiniteLossError
 
     args = build_parser().parse_args(argv)

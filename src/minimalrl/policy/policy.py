@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from minimalrl.algorithms import Algorithm
 from minimalrl.algorithms.rollout_correction import MASKS
+from minimalrl.config import TrainConfig
 from minimalrl.policy.critic import ValueModel
 from minimalrl.policy.fast.allocator import keep_freed_memory
 from minimalrl.policy.logprobs import (
@@ -52,7 +53,6 @@ from minimalrl.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from minimalrl.train.config import TrainConfig
 from minimalrl.train.experience import Experience
 from minimalrl.train.update import UpdateSettings, optimizer_steps, update
 

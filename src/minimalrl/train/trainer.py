@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data import build_prompts, load_data
 from minimalrl.eval.evaluate import EvalSettings, evaluate
 from minimalrl.eval.metrics import MetricsWriter
@@ -34,7 +35,6 @@ from minimalrl.reward import REWARD_SETTINGS, Reward
 from minimalrl.rollout import SamplingParams, derive_seed
 from minimalrl.scale.distributed import any_across, init_distributed, shard, sum_across
 from minimalrl.train.checkpoint import check_config, resume_point
-from minimalrl.train.config import ConfigError, TrainConfig
 from minimalrl.train.experience import (
     Sampled,
     build_experience,

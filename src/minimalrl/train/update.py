@@ -32,9 +32,9 @@ from minimalrl.scale.distributed import DistContext, gather_objects, sum_across
 from minimalrl.train.experience import Experience
 
 if TYPE_CHECKING:
+    from minimalrl.config import TrainConfig
     from minimalrl.policy.logprobs import TokenBatch
     from minimalrl.rollout import Rollout
-    from minimalrl.train.config import TrainConfig
 
 
 class NonFiniteLossError(RuntimeError):

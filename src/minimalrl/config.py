@@ -1,6 +1,8 @@
 """The training configuration: one typed dataclass, a docstring per field, validated on creation.
 
 A run is described by this record alone: YAML files and `--set key=value` only fill its fields.
+It sits below everything that reads it (the policy, eval, the loop, the commands) and above the
+registries whose names it checks (algorithms, reward functions, rollout backends).
 """
 
 from __future__ import annotations
