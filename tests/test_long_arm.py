@@ -23,7 +23,7 @@ from minimalrl.eval.report.runs import (
     shorter_run,
 )
 from minimalrl.eval.runspec import RunSpec
-from minimalrl.train.checkpoint import _prune
+from minimalrl.policy.checkpoint import _prune
 
 
 def test_keep_checkpoint_every_keeps_the_multiples_past_the_newest(tmp_path):

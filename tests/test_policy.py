@@ -12,9 +12,9 @@ from test_trainer import toy_config
 from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data import load_problems
 from minimalrl.eval.evaluate import EvalSettings, evaluate
+from minimalrl.experience import build_experience
 from minimalrl.policy import Scores
 from minimalrl.rollout import BACKENDS, HFBackend, Rollout, SamplingParams, make_backend
-from minimalrl.train.experience import build_experience
 from minimalrl.train.trainer import Trainer, train
 
 
@@ -152,8 +152,8 @@ def test_trainer_and_update_reach_the_model_only_through_the_seam():
     import ast
     from pathlib import Path
 
+    import minimalrl.policy.update as update
     import minimalrl.train.trainer as trainer
-    import minimalrl.train.update as update
 
     for module in (trainer, update):
         tree = ast.parse(Path(module.__file__).read_text())

@@ -114,7 +114,7 @@ def test_a_failing_reward_stops_the_run_and_keeps_the_last_checkpoint(
 ):
     from test_trainer import toy_config
 
-    from minimalrl.train.checkpoint import latest_checkpoint
+    from minimalrl.policy.checkpoint import latest_checkpoint
     from minimalrl.train.trainer import train
 
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1, prompts_per_iteration=2,

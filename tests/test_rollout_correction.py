@@ -17,8 +17,8 @@ from minimalrl.algorithms import (
     truncated_is_weights,
 )
 from minimalrl.config import TrainConfig
+from minimalrl.experience import _join
 from minimalrl.rollout import Rollout
-from minimalrl.train.experience import _join
 
 D = torch.float64
 

@@ -152,7 +152,7 @@ def _train_summary(
     from minimalrl.eval.metrics import read_metrics
     from minimalrl.eval.plots import plot_runs
     from minimalrl.eval.run_summary import summary_lines
-    from minimalrl.train.checkpoint import latest_checkpoint
+    from minimalrl.policy.checkpoint import latest_checkpoint
 
     output = Path(args.output)
     plots = output / "plots"
@@ -285,9 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     from minimalrl.config import ConfigError
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
+    from minimalrl.policy.checkpoint import CheckpointError
+    from minimalrl.policy.update import NonFiniteLossError
     from minimalrl.reward import RewardError
-    from minimalrl.train.checkpoint import CheckpointError
-    from minimalrl.train.update import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     commands = {

@@ -169,7 +169,7 @@ def run_one(
 ) -> dict:
     """Train one (run, seed) to the end (resuming what is there) and score it; its result.
     `score_every` K: also score the checkpoints at multiples of K into RUN/curve_eval.json."""
-    from minimalrl.train.checkpoint import latest_checkpoint
+    from minimalrl.policy.checkpoint import latest_checkpoint
     from minimalrl.train.trainer import train
 
     run_dir = output / "runs" / spec.dir_name(seed)

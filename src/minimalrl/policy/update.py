@@ -28,8 +28,8 @@ from minimalrl.algorithms import (
     truncated_is_weights,
 )
 from minimalrl.algorithms.rollout_correction import MASKS
+from minimalrl.experience import Experience
 from minimalrl.scale.distributed import DistContext, gather_objects, sum_across
-from minimalrl.train.experience import Experience
 
 if TYPE_CHECKING:
     from minimalrl.config import TrainConfig
