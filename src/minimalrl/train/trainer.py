@@ -38,10 +38,10 @@ from minimalrl.experience import (
 )
 from minimalrl.output import prepare_output
 from minimalrl.policy import Policy, prepare_device
-from minimalrl.policy.checkpoint import check_config, resume_point
 from minimalrl.reward import REWARD_SETTINGS, Reward
 from minimalrl.rollout import SamplingParams, derive_seed
 from minimalrl.scale.distributed import any_across, init_distributed, shard, sum_across
+from minimalrl.train.resume import check_config, resume_point
 
 # What each derived seed is for: derive_seed(cfg.seed, epoch or iteration, purpose).
 DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES, MORE_PROMPTS = 1, 2, 3, 4, 5
