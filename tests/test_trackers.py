@@ -17,7 +17,7 @@ from trackers_readback import mlflow_store, tensorboard_events, trackio_local, w
 
 from minimalrl.cli import main
 from minimalrl.eval.metrics import read_metrics
-from minimalrl.eval.trackers import TrackedRun, Trackers, TrackerWarning, numbers
+from minimalrl.trackers import TrackedRun, Trackers, TrackerWarning, numbers
 from minimalrl.train.trainer import Trainer, train
 
 
@@ -111,7 +111,7 @@ def test_mlflow_file_store_and_resume_continue_the_same_runs(
 def test_a_tracker_that_fails_mid_run_warns_once_and_the_run_goes_on(
     tiny_model_dir, toy_task, tmp_path, monkeypatch
 ):
-    from minimalrl.eval import trackers
+    from minimalrl import trackers
 
     calls = []
 
@@ -134,7 +134,7 @@ def test_a_tracker_that_fails_mid_run_warns_once_and_the_run_goes_on(
 
 
 def test_a_tracker_that_cannot_start_warns_and_the_others_run(tmp_path, monkeypatch):
-    from minimalrl.eval import trackers
+    from minimalrl import trackers
 
     def broken(run, run_id):
         raise ConnectionError("server unreachable")

@@ -28,7 +28,6 @@ from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data import build_prompts, load_data
 from minimalrl.eval.evaluate import EvalSettings, evaluate
 from minimalrl.eval.metrics import MetricsWriter
-from minimalrl.eval.trackers import TrackedRun, Trackers
 from minimalrl.experience import (
     Sampled,
     build_experience,
@@ -41,6 +40,7 @@ from minimalrl.policy import Policy, prepare_device
 from minimalrl.reward import REWARD_SETTINGS, Reward
 from minimalrl.rollout import SamplingParams, derive_seed
 from minimalrl.scale.distributed import any_across, init_distributed, shard, sum_across
+from minimalrl.trackers import TrackedRun, Trackers
 from minimalrl.train.resume import check_config, resume_point
 
 # What each derived seed is for: derive_seed(cfg.seed, epoch or iteration, purpose).
