@@ -190,9 +190,9 @@ def test_report_to_none_writes_metrics_jsonl_alone(tiny_model_dir, toy_task, tmp
 def test_compare_names_each_run_by_its_folder_and_groups_its_seeds(tmp_path, monkeypatch):
     import minimalrl.train.trainer as trainer
     from minimalrl.config import TrainConfig
-    from minimalrl.eval.compare import run_one
     from minimalrl.eval.heldout import HeldOut
     from minimalrl.eval.runspec import RunSpec
+    from minimalrl.train.compare import run_one
 
     seen = []
 

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("algorithms", help="list the registered algorithms")
     _add_plot(sub)
     _add_merge(sub)
-    from minimalrl.eval.compare import add_compare_parser
+    from minimalrl.train.compare import add_compare_parser
 
     add_compare_parser(sub)
     return parser
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         "merge": cmd_merge,
     }
     if args.command == "compare":
-        from minimalrl.eval.compare import cmd_compare
+        from minimalrl.train.compare import cmd_compare
 
         commands["compare"] = cmd_compare
     try:
