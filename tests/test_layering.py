@@ -50,7 +50,7 @@ def layer_of(module: str) -> int | None:
     for index, (_, prefixes) in enumerate(LAYERS):
         for prefix in prefixes:
             full = f"minimalrl.{prefix}" if prefix else "minimalrl"
-            matches = module == full or (prefix and module.startswith(full + "."))
+            matches = module == full or (prefix != "" and module.startswith(full + "."))
             if matches and len(full) > length:
                 best, length = index, len(full)
     return best
