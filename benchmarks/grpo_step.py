@@ -135,9 +135,9 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
     `hf` rollout backend, or `vllm` for the minimalrl_vllm worker)."""
     import torch
 
+    from minimalrl.config import TrainConfig
     from minimalrl.policy import policy as policy_mod
     from minimalrl.train import trainer as trainer_mod
-    from minimalrl.train.config import TrainConfig
 
     rows = args.prompts * args.samples
     cfg = TrainConfig(

@@ -44,8 +44,8 @@ def problems(n: int, seed: int, exclude: set[str]) -> list[tuple[str, int]]:
 
 def default_expressions() -> set[str]:
     """Expressions of the default run's train and eval sets (to be left out)."""
+    from minimalrl.config import TrainConfig
     from minimalrl.data import load_problems
-    from minimalrl.train.config import TrainConfig
 
     cfg = TrainConfig()
     data = load_problems(cfg.train_data) + load_problems(cfg.eval_data)

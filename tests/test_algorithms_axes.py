@@ -19,7 +19,7 @@ from minimalrl.algorithms import (
     group_advantages,
     normalised,
 )
-from minimalrl.train.config import ConfigError, TrainConfig
+from minimalrl.config import ConfigError, TrainConfig
 
 T, F = True, False
 # Two prompts of four: 5 of the 8 rewards are 1. Batch mean 5/8; unbiased batch variance
@@ -114,7 +114,7 @@ def test_cispo_keeps_the_gradient_of_clipped_tokens():
 def test_cispo_preset_follows_the_paper_no_lower_bound_weight_capped_at_5():
     """MiniMax-M1: no lower bound on the IS weight, only the upper one tuned; the cap of 5 is
     TRL's ScaleRL recipe (`epsilon_high=5.0`, TRL's cap on the weight itself)."""
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.config import TrainConfig
 
     cfg = TrainConfig(algo="cispo").effective()
     assert (cfg.clip_low, cfg.clip_high) == (1.0, 4.0)

@@ -207,7 +207,7 @@ def test_readme_table_is_the_registry():
 
 
 def test_reinforce_band_default_filters_and_a_keep_all_band_is_refused():
-    from minimalrl.train.config import ConfigError, TrainConfig
+    from minimalrl.config import ConfigError, TrainConfig
 
     cfg = TrainConfig(algo="reinforce_band")
     # 8 samples: 0, 1, 4, 7 and 8 correct out of 8
@@ -221,7 +221,7 @@ def test_reinforce_band_default_filters_and_a_keep_all_band_is_refused():
 
 def test_config_docs_name_the_paper_codes_values():
     """Where a default differs from the paper's released code, the field's docstring says so."""
-    from minimalrl.train.config_file import field_docs
+    from minimalrl.config_file import field_docs
 
     docs = field_docs()
     assert "0.5" in docs["value_clip"] and "verl" in docs["value_clip"]

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from minimalrl.algorithms import aggregate, kl_penalty
+from minimalrl.config import TrainConfig
+from minimalrl.experience import build_experience
 from minimalrl.policy.logprobs import TokenBatch, own_forward_logprobs
 from minimalrl.rollout.base import Rollout
-from minimalrl.train.config import TrainConfig
-from minimalrl.train.experience import build_experience
 
 P, G, R = 3, 4, 5  # prompts, responses per prompt, longest response
 REWARDS = [1.0, 0.0, 0.0, 0.0,  0.5, 0.5, 0.5, 0.5,  1.0, 0.0, 1.0, 0.25]  # fmt: skip

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from minimalrl.cli import main
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data.problems import Problem
 from minimalrl.eval.findings import mean_interval
 from minimalrl.eval.heldout import pass_at_k_table, summarise_counts
 from minimalrl.eval.runspec import RunSpec
 from minimalrl.reward import Reward
 from minimalrl.reward.control import coin, random_reward
-from minimalrl.train.config import ConfigError, TrainConfig
 
 
 @pytest.fixture

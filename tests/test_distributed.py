@@ -10,8 +10,8 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 from tiny import train_rank
 
+from minimalrl.config import TrainConfig
 from minimalrl.eval.metrics import read_metrics
-from minimalrl.train.config import TrainConfig
 from minimalrl.train.trainer import train
 
 
@@ -136,7 +136,7 @@ def test_fsdp_uneven_kept_samples_and_resume(tiny_model_dir, toy_task, tmp_path)
 
 
 def test_fsdp_with_lora_is_a_clear_config_error(tiny_model_dir, toy_task):
-    from minimalrl.train.config import ConfigError
+    from minimalrl.config import ConfigError
 
     with pytest.raises(ConfigError, match="fsdp: not supported with LoRA"):
         TrainConfig(**_config(tiny_model_dir, toy_task, fsdp=True, lora_rank=4))

@@ -14,13 +14,13 @@ import pytest
 
 from minimalrl import docgen
 from minimalrl.algorithms import ALGORITHMS, describe_registry
-from minimalrl.train.config import TrainConfig
+from minimalrl.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_config_reference_lists_every_field_with_type_default_and_doc():
-    from minimalrl.train.config_file import field_docs
+    from minimalrl.config_file import field_docs
 
     text = docgen.config_reference()
     docs = field_docs()

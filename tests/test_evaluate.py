@@ -8,10 +8,10 @@ import math
 import pytest
 
 from minimalrl.cli import build_parser
+from minimalrl.config import TrainConfig
 from minimalrl.data import Problem
 from minimalrl.eval.evaluate import EvalSettings, _summarise, majority_correct, pass_at_k
 from minimalrl.reward import is_correct, verify_batch
-from minimalrl.train.config import TrainConfig
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from minimalrl.cli import main
+from minimalrl.config import TrainConfig
 from minimalrl.eval.curve import CURVE_FILE, read_curve
 from minimalrl.eval.report import write_report
 from minimalrl.eval.report.runs import (
@@ -22,8 +23,7 @@ from minimalrl.eval.report.runs import (
     shorter_run,
 )
 from minimalrl.eval.runspec import RunSpec
-from minimalrl.train.checkpoint import _prune
-from minimalrl.train.config import TrainConfig
+from minimalrl.policy.checkpoint import _prune
 
 
 def test_keep_checkpoint_every_keeps_the_multiples_past_the_newest(tmp_path):

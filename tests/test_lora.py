@@ -7,7 +7,7 @@ from test_trainer import toy_config
 from transformers import AutoModelForCausalLM
 
 from minimalrl.cli import main
-from minimalrl.train.checkpoint import latest_checkpoint
+from minimalrl.policy.checkpoint import latest_checkpoint
 from minimalrl.train.trainer import Trainer, train
 
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from test_trainer import toy_config
 
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data import load_problems
 from minimalrl.eval.evaluate import EvalSettings, evaluate
+from minimalrl.experience import build_experience
 from minimalrl.policy import Scores
 from minimalrl.rollout import BACKENDS, HFBackend, Rollout, SamplingParams, make_backend
-from minimalrl.train.config import ConfigError, TrainConfig
-from minimalrl.train.experience import build_experience
 from minimalrl.train.trainer import Trainer, train
 
 
@@ -152,8 +152,8 @@ def test_trainer_and_update_reach_the_model_only_through_the_seam():
     import ast
     from pathlib import Path
 
+    import minimalrl.policy.update as update
     import minimalrl.train.trainer as trainer
-    import minimalrl.train.update as update
 
     for module in (trainer, update):
         tree = ast.parse(Path(module.__file__).read_text())
@@ -170,8 +170,8 @@ def test_trainer_and_update_reach_the_model_only_through_the_seam():
 def test_prepare_device_turns_deterministic_kernels_on_or_off():
     import torch
 
+    from minimalrl.config import TrainConfig
     from minimalrl.policy import prepare_device
-    from minimalrl.train.config import TrainConfig
 
     try:
         prepare_device(TrainConfig(deterministic=False))
@@ -190,8 +190,8 @@ def test_indexing_backward_with_repeated_indices_repeats_to_the_bit():
     deterministic kernels (the default) every call gives the same gradient."""
     import torch
 
+    from minimalrl.config import TrainConfig
     from minimalrl.policy import prepare_device
-    from minimalrl.train.config import TrainConfig
 
     prepare_device(TrainConfig())
     gen = torch.Generator().manual_seed(0)

@@ -21,7 +21,7 @@ from test_trainer import toy_config
 from minimalrl.cli import main
 from minimalrl.data import DataError, load_problems
 from minimalrl.eval.metrics import read_metrics
-from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
+from minimalrl.policy.checkpoint import CheckpointError, latest_checkpoint
 from minimalrl.train.trainer import Trainer, train
 
 
@@ -296,7 +296,7 @@ def test_torch_save_full_disk_simulated(tiny_model_dir, toy_task, tmp_path, monk
     """torch.save on a full disk says `[enforce fail at inline_container.cc:672]`, no word of
     space: the free space decides."""
     import minimalrl.output as output
-    import minimalrl.train.checkpoint as ck
+    import minimalrl.policy.checkpoint as ck
 
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1)
     trainer = Trainer(cfg, tmp_path, progress=False)

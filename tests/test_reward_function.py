@@ -8,9 +8,9 @@ import textwrap
 import pytest
 import torch
 
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data.problems import Problem
 from minimalrl.reward import Reward, RewardError, math_reward
-from minimalrl.train.config import ConfigError, TrainConfig
 
 PROBLEMS = [Problem("What is 3 + 4?", "7"), Problem("What is 2 + 2?", "4")]
 
@@ -114,7 +114,7 @@ def test_a_failing_reward_stops_the_run_and_keeps_the_last_checkpoint(
 ):
     from test_trainer import toy_config
 
-    from minimalrl.train.checkpoint import latest_checkpoint
+    from minimalrl.policy.checkpoint import latest_checkpoint
     from minimalrl.train.trainer import train
 
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1, prompts_per_iteration=2,

@@ -16,9 +16,9 @@ from minimalrl.algorithms import (
     rejection_mask,
     truncated_is_weights,
 )
+from minimalrl.config import TrainConfig
+from minimalrl.experience import _join
 from minimalrl.rollout import Rollout
-from minimalrl.train.config import TrainConfig
-from minimalrl.train.experience import _join
 
 D = torch.float64
 

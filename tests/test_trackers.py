@@ -17,7 +17,7 @@ from trackers_readback import mlflow_store, tensorboard_events, trackio_local, w
 
 from minimalrl.cli import main
 from minimalrl.eval.metrics import read_metrics
-from minimalrl.eval.trackers import TrackedRun, Trackers, TrackerWarning, numbers
+from minimalrl.trackers import TrackedRun, Trackers, TrackerWarning, numbers
 from minimalrl.train.trainer import Trainer, train
 
 
@@ -111,7 +111,7 @@ def test_mlflow_file_store_and_resume_continue_the_same_runs(
 def test_a_tracker_that_fails_mid_run_warns_once_and_the_run_goes_on(
     tiny_model_dir, toy_task, tmp_path, monkeypatch
 ):
-    from minimalrl.eval import trackers
+    from minimalrl import trackers
 
     calls = []
 
@@ -134,7 +134,7 @@ def test_a_tracker_that_fails_mid_run_warns_once_and_the_run_goes_on(
 
 
 def test_a_tracker_that_cannot_start_warns_and_the_others_run(tmp_path, monkeypatch):
-    from minimalrl.eval import trackers
+    from minimalrl import trackers
 
     def broken(run, run_id):
         raise ConnectionError("server unreachable")
@@ -168,7 +168,7 @@ def test_a_tracker_not_installed_is_one_line_naming_its_extra(name, tmp_path, ca
 
 
 def test_report_to_reads_lists_and_none():
-    from minimalrl.train.config_file import build_config
+    from minimalrl.config_file import build_config
 
     assert build_config(None, {"report_to": "[wandb, mlflow]"}).report_to == ("wandb", "mlflow")
     assert build_config(None, {"report_to": "tensorboard,trackio"}).report_to == (
@@ -189,10 +189,10 @@ def test_report_to_none_writes_metrics_jsonl_alone(tiny_model_dir, toy_task, tmp
 
 def test_compare_names_each_run_by_its_folder_and_groups_its_seeds(tmp_path, monkeypatch):
     import minimalrl.train.trainer as trainer
-    from minimalrl.eval.compare import run_one
+    from minimalrl.config import TrainConfig
     from minimalrl.eval.heldout import HeldOut
     from minimalrl.eval.runspec import RunSpec
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.train.compare import run_one
 
     seen = []
 

@@ -9,12 +9,12 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from minimalrl.algorithms import ALGORITHMS
+from minimalrl.config import TrainConfig
 from minimalrl.eval.metrics import ITERATION_KEYS, read_metrics
+from minimalrl.policy.checkpoint import CheckpointError, latest_checkpoint
 from minimalrl.policy.optim import lr_factor
-from minimalrl.train.checkpoint import CheckpointError, latest_checkpoint
-from minimalrl.train.config import TrainConfig
+from minimalrl.policy.update import NonFiniteLossError
 from minimalrl.train.trainer import Trainer, train
-from minimalrl.train.update import NonFiniteLossError
 
 TIMING_KEYS = {
     "rollout_seconds",
@@ -159,7 +159,7 @@ def test_failed_save_never_becomes_latest(tiny_model_dir, toy_task, tmp_path, mo
     cfg = toy_config(tiny_model_dir, toy_task, iterations=2, save_every=1)
     trainer = Trainer(cfg, tmp_path, progress=False)
     trainer.save(1)
-    import minimalrl.train.checkpoint as ck
+    import minimalrl.policy.checkpoint as ck
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -226,9 +226,9 @@ def test_on_policy_update_equals_a_separate_old_logprob_forward(
 
 
 def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_path):
+    from minimalrl.experience import build_experience
+    from minimalrl.policy.update import update
     from minimalrl.rollout import SamplingParams
-    from minimalrl.train.experience import build_experience
-    from minimalrl.train.update import update
 
     trainer = Trainer(
         toy_config(tiny_model_dir, toy_task, minibatch_size=8), tmp_path, progress=False
@@ -247,7 +247,7 @@ def test_on_policy_update_refuses_several_steps(tiny_model_dir, toy_task, tmp_pa
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_bf16_rollouts_train_and_refuse_fsdp(tiny_model_dir, toy_task, tmp_path, precision):
-    from minimalrl.train.config import ConfigError
+    from minimalrl.config import ConfigError
 
     # GRPO with samples drawn from the bfloat16 cast still learns the toy task (as the fp32 test),
     # with a float32 update and with a bf16 autocast one (fused head, matmul attention).

@@ -69,8 +69,8 @@ def test_two_ranks_with_lora_each_with_an_engine_of_its_own(tmp_path):
     import torch.multiprocessing as mp
     from tiny import train_rank
 
+    from minimalrl.config_file import build_config
     from minimalrl.eval.metrics import read_metrics
-    from minimalrl.train.config_file import build_config
 
     cfg = build_config(SMOKE, {"rollout_backend": "vllm", "eval_every": "0", "threads": "1",
                                "vllm_max_model_len": "1024", "lora_rank": "8",
@@ -165,7 +165,7 @@ def test_fsdp_two_ranks_give_the_engine_whole_weights(vllm_tiny, tmp_path):
     import torch.multiprocessing as mp
     from tiny import train_rank
 
-    from minimalrl.train.config_file import build_config
+    from minimalrl.config_file import build_config
 
     model, task = vllm_tiny
     argv = _toy(model, task, tmp_path, fsdp="true", iterations=2)

@@ -75,7 +75,7 @@ def train_rank(rank: int, world: int, port: int, cfg_dict: dict, out: str, resum
 
     import torch.distributed as dist
 
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.config import TrainConfig
     from minimalrl.train.trainer import Trainer
 
     os.environ.update(

@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     # configure and train
-    "TrainConfig": "minimalrl.train.config",
-    "ConfigError": "minimalrl.train.config",
-    "build_config": "minimalrl.train.config_file",
+    "TrainConfig": "minimalrl.config",
+    "ConfigError": "minimalrl.config",
+    "build_config": "minimalrl.config_file",
     "Trainer": "minimalrl.train.trainer",
     # algorithms, data, rewards
     "ALGORITHMS": "minimalrl.algorithms",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # (the CLI imports torch only for the commands that need it)
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.config import TrainConfig
     from minimalrl.train.trainer import Trainer
 
 EXIT_USAGE = 2
@@ -113,14 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("algorithms", help="list the registered algorithms")
     _add_plot(sub)
     _add_merge(sub)
-    from minimalrl.eval.compare import add_compare_parser
+    from minimalrl.train.compare import add_compare_parser
 
     add_compare_parser(sub)
     return parser
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from minimalrl.train.config_file import build_config, parse_assignments
+    from minimalrl.config_file import build_config, parse_assignments
     from minimalrl.train.trainer import Trainer
 
     overrides: dict[str, object] = dict(parse_assignments(args.set))
@@ -152,7 +152,7 @@ def _train_summary(
     from minimalrl.eval.metrics import read_metrics
     from minimalrl.eval.plots import plot_runs
     from minimalrl.eval.run_summary import summary_lines
-    from minimalrl.train.checkpoint import latest_checkpoint
+    from minimalrl.policy.checkpoint import latest_checkpoint
 
     output = Path(args.output)
     plots = output / "plots"
@@ -282,13 +282,13 @@ def _error_line(err: Exception) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from minimalrl.config import ConfigError
     from minimalrl.data import DataError
     from minimalrl.output import OutputError
+    from minimalrl.policy.checkpoint import CheckpointError
+    from minimalrl.policy.update import NonFiniteLossError
     from minimalrl.reward import RewardError
     from minimalrl.rollout.vllm_engine import EngineError
-    from minimalrl.train.checkpoint import CheckpointError
-    from minimalrl.train.config import ConfigError
-    from minimalrl.train.update import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     commands = {
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "merge": cmd_merge,
     }
     if args.command == "compare":
-        from minimalrl.eval.compare import cmd_compare
+        from minimalrl.train.compare import cmd_compare
 
         commands["compare"] = cmd_compare
     try:

@@ -22,7 +22,7 @@ SET_KEY = re.compile(r"--set[ =]['\"]?([a-z_][a-z0-9_]*)=")
 
 def config_groups() -> list[tuple[str, list[str]]]:
     """The fields of TrainConfig in source order, under the `# --- group` comments above them."""
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.config import TrainConfig
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     groups: list[tuple[str, list[str]]] = []
@@ -40,8 +40,8 @@ def config_groups() -> list[tuple[str, list[str]]]:
 
 def config_reference() -> str:
     """Markdown: every TrainConfig field with its type, default and docstring."""
-    from minimalrl.train.config import TrainConfig
-    from minimalrl.train.config_file import field_docs
+    from minimalrl.config import TrainConfig
+    from minimalrl.config_file import field_docs
 
     docs = field_docs()
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -125,7 +125,7 @@ def _signature(value: object) -> str:
 def check_settings(text: str) -> list[str]:
     """The KEYs of `--set KEY=` in `text` that are no TrainConfig field (`key`, `KEY`: the
     placeholder)."""
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.config import TrainConfig
 
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return sorted({key for key in SET_KEY.findall(text) if key not in known | {"key"}})

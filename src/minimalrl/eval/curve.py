@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.eval.heldout import HeldOut, score_model
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.output import write_text_atomic
-from minimalrl.train.config import ConfigError, TrainConfig
 
 CURVE_FILE = "curve_eval.json"
 

@@ -31,7 +31,7 @@ from minimalrl.reward import extract_answer, last_number, verify_batch
 from minimalrl.rollout import BACKENDS, RolloutBackend, SamplingParams, make_backend
 
 if TYPE_CHECKING:
-    from minimalrl.train.config import TrainConfig
+    from minimalrl.config import TrainConfig
 
 GROUP_KEYS = ("subject", "level", "type")
 

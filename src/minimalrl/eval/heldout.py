@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minimalrl.config import TrainConfig
 from minimalrl.eval.evaluate import pass_at_k, pass_ks
-from minimalrl.train.config import TrainConfig
 
 
 @dataclass(frozen=True)

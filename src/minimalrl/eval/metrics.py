@@ -1,5 +1,5 @@
 """The paper's measurements: OUTPUT/metrics.jsonl (one object per iteration), mirrored to the
-run's trackers (TensorBoard by default: `minimalrl.eval.trackers`)."""
+run's trackers (TensorBoard by default: `minimalrl.trackers`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import sys
 from pathlib import Path
 
-from minimalrl.eval.trackers import TrackedRun, Trackers
 from minimalrl.output import OutputError, describe_write_error, write_text_atomic
+from minimalrl.trackers import TrackedRun, Trackers
 
 # Every iteration's record has these keys (a test pins the schema).
 ITERATION_KEYS = (

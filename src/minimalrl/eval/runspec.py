@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from minimalrl.train.config import ConfigError, TrainConfig
-from minimalrl.train.config_file import parse_assignments, typed_values
+from minimalrl.config import ConfigError, TrainConfig
+from minimalrl.config_file import parse_assignments, typed_values
 
 CONTROLS = ("random_reward",)
 

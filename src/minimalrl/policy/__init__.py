@@ -1,7 +1,8 @@
 """The policy seam: the one object that runs the model (generate, score, train steps, state).
 
-`Policy` and its records load on first use, so that `minimalrl.policy.logprobs` (which the
-rollout backends import) does not pull in the trainer's modules.
+`Policy` and its records load on first use: the rollout backends stand on this package's model
+wing (`logprobs`, `models`, `fast/`), and `Policy` stands on the backends, so importing the wing
+must not load the seam.
 """
 
 from __future__ import annotations

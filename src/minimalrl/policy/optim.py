@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from minimalrl.train.config import TrainConfig
+from minimalrl.config import TrainConfig
 
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
 

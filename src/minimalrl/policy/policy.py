@@ -25,6 +25,17 @@ from tqdm.auto import tqdm
 
 from minimalrl.algorithms import Algorithm
 from minimalrl.algorithms.rollout_correction import MASKS
+from minimalrl.config import TrainConfig
+from minimalrl.experience import Experience
+from minimalrl.policy.checkpoint import (
+    TrainerState,
+    load_critic_weights,
+    load_policy_weights,
+    load_trainer_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from minimalrl.policy.critic import ValueModel
 from minimalrl.policy.fast.allocator import keep_freed_memory
 from minimalrl.policy.logprobs import (
@@ -39,22 +50,11 @@ from minimalrl.policy.models import apply_lora, load_policy
 from minimalrl.policy.optim import Optimizers
 from minimalrl.policy.reference import Reference
 from minimalrl.policy.steps import clip_and_step, idle_step, plan_micro_batches
+from minimalrl.policy.update import UpdateSettings, optimizer_steps, update
 from minimalrl.rollout import Rollout, SamplingParams, make_backend
 from minimalrl.rollout.vllm_engine import EngineSettings
 from minimalrl.scale import fsdp
 from minimalrl.scale.distributed import DistContext, barrier, max_across
-from minimalrl.train.checkpoint import (
-    TrainerState,
-    load_critic_weights,
-    load_policy_weights,
-    load_trainer_state,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from minimalrl.train.config import TrainConfig
-from minimalrl.train.experience import Experience
-from minimalrl.train.update import UpdateSettings, optimizer_steps, update
 
 
 def resolve_device(name: str) -> str:
@@ -274,7 +274,7 @@ class Policy:
             self.backend.sync_weights(self.model)
         self.weight_sync_seconds = time.perf_counter() - start
 
-    # The steps `update` asks for (`minimalrl.train.update.TrainSteps`).
+    # The steps `update` asks for (`minimalrl.policy.update.TrainSteps`).
     def micro_batches(
         self, ro: Rollout, units: list[list[int]], units_per_micro: int
     ) -> list[list[int] | None]:

@@ -1,5 +1,5 @@
 """How the policy runs training steps: micro-batch planning, lock-step idle passes, the clipped
-optimizer step. `minimalrl.train.update` decides what is trained; these decide how it is run.
+optimizer step. `minimalrl.policy.update` decides what is trained; these decide how it is run.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from torch.distributed.tensor import DTensor
 
 from minimalrl.policy.fast.packing import packed_rows
 from minimalrl.policy.logprobs import response_logprobs
+from minimalrl.policy.update import NonFiniteLossError, layout
 from minimalrl.rollout import Rollout
 from minimalrl.scale.distributed import DistContext, sum_gradients
-from minimalrl.train.update import NonFiniteLossError, layout
 
 
 def positions(ro: Rollout, rows: list[int]) -> int:

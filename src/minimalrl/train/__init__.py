@@ -1,1 +1,2 @@
-"""The core loop: config, trainer, experience, the epochs x minibatches update, checkpoints."""
+"""The top of the house: running trainings. The loop (`trainer.py`), whether a run resumes
+(`resume.py`), and `minimalrl compare`'s grid of runs (`compare.py`)."""

@@ -24,24 +24,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.data import build_prompts, load_data
 from minimalrl.eval.evaluate import EvalSettings, evaluate
 from minimalrl.eval.metrics import MetricsWriter
-from minimalrl.eval.trackers import TrackedRun, Trackers
-from minimalrl.output import prepare_output
-from minimalrl.policy import Policy, prepare_device
-from minimalrl.reward import REWARD_SETTINGS, Reward
-from minimalrl.rollout import SamplingParams, derive_seed
-from minimalrl.scale.distributed import any_across, init_distributed, shard, sum_across
-from minimalrl.train.checkpoint import check_config, resume_point
-from minimalrl.train.config import ConfigError, TrainConfig
-from minimalrl.train.experience import (
+from minimalrl.experience import (
     Sampled,
     build_experience,
     reduce_metrics,
     rollout_metrics,
     sample_until_full,
 )
+from minimalrl.output import prepare_output
+from minimalrl.policy import Policy, prepare_device
+from minimalrl.reward import REWARD_SETTINGS, Reward
+from minimalrl.rollout import SamplingParams, derive_seed
+from minimalrl.scale.distributed import any_across, init_distributed, shard, sum_across
+from minimalrl.trackers import TrackedRun, Trackers
+from minimalrl.train.resume import check_config, resume_point
 
 # What each derived seed is for: derive_seed(cfg.seed, epoch or iteration, purpose).
 DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES, MORE_PROMPTS = 1, 2, 3, 4, 5

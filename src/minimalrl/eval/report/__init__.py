@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from minimalrl.config import TrainConfig
 from minimalrl.eval.report import prose
 from minimalrl.eval.report.figures import curve_figures, heldout_curve_figure, regime_histogram
 from minimalrl.eval.report.runs import LONG_ARM, Runs, measure_findings
@@ -23,7 +24,6 @@ from minimalrl.eval.report.tables import (
     results_table,
 )
 from minimalrl.output import write_text_atomic
-from minimalrl.train.config import TrainConfig
 
 
 def write_report(

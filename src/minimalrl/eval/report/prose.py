@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from minimalrl.config import TrainConfig
 from minimalrl.eval.findings import Finding, group_regime
 from minimalrl.eval.report.runs import Runs, same_start, shorter_run
 from minimalrl.eval.report.tables import pct
-from minimalrl.train.config import TrainConfig
 
 
 def header(

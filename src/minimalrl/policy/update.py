@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Protocol
 
@@ -28,13 +29,13 @@ from minimalrl.algorithms import (
     truncated_is_weights,
 )
 from minimalrl.algorithms.rollout_correction import MASKS
+from minimalrl.experience import Experience
 from minimalrl.scale.distributed import DistContext, gather_objects, sum_across
-from minimalrl.train.experience import Experience
 
 if TYPE_CHECKING:
+    from minimalrl.config import TrainConfig
     from minimalrl.policy.logprobs import TokenBatch
     from minimalrl.rollout import Rollout
-    from minimalrl.train.config import TrainConfig
 
 
 class NonFiniteLossError(RuntimeError):
@@ -171,11 +172,12 @@ def _micro_step(
     alg: Algorithm,
     s: UpdateSettings,
     b: MicroBatch,
-    norm: dict[str, float],
+    norm: dict[str, float | None],
     on_policy: bool,
 ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor | None]:
     """Forward, loss and backward of one micro-batch; returns its metrics and the forward's
-    detached log-probs and entropies (entropies when in the loss or `on_policy`)."""
+    detached log-probs and entropies (entropies when in the loss or `on_policy`). The loss: the
+    algorithm's policy loss, + β·KL to the initial model, − the entropy bonus, + the value loss."""
     logp, ent = steps.logprobs(
         b.tokens,
         temperature=s.temperature,
@@ -184,8 +186,40 @@ def _micro_step(
     )
     # On-policy (one optimizer step): π_old is this very forward, the weights being unchanged.
     old_BR = b.loss_ref_BR if b.loss_ref_BR is not None else logp.detach()
+    loss, out = _policy_loss(alg, s, b, logp, old_BR, norm)
+    if s.kl_coef > 0:
+        assert b.ref_BR is not None
+        kl = aggregate(kl_penalty(logp, b.ref_BR, s.kl_estimator), b.mask_BR, s.loss_agg, **norm)
+        loss = loss + s.kl_coef * kl
+        out["kl_loss"] = float(kl.detach())
+    if s.entropy_coef > 0:
+        assert ent is not None
+        loss = loss - s.entropy_coef * aggregate(ent, b.mask_BR, s.loss_agg, **norm)
+    values = steps.values(b.tokens)
+    if values is not None:
+        vloss, vout = _value_loss(values, s, b, norm)
+        out.update(vout)
+        loss = loss + vloss  # the critic has its own parameters and optimizer
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"loss is {float(loss.detach())} (metrics: {out})")
+    loss.backward()
+    out["loss"] = float(loss.detach())
+    return out, logp.detach(), None if ent is None else ent.detach()
+
+
+def _policy_loss(
+    alg: Algorithm,
+    s: UpdateSettings,
+    b: MicroBatch,
+    logp: torch.Tensor,
+    old_BR: torch.Tensor,
+    norm: dict[str, float | None],
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The algorithm's loss of the forward's log-probs against `old_BR` (π_old, or DPO's initial
+    model) and its metrics; with rollout_correction "tis" each token's term is weighed by its
+    truncated π_old / π_sampler (token by token: the same for any micro-batch)."""
     weights, tis = None, {}
-    if s.rollout_correction == "tis":  # token by token: the same for any micro-batch
+    if s.rollout_correction == "tis":
         weights, tis = truncated_is_weights(
             old_BR, _sampler_logps(b), b.mask_BR, s.rollout_correction_cap
         )
@@ -202,35 +236,25 @@ def _micro_step(
         token_weights_BT=weights,
         **norm,
     )
-    out = {k: float(v.detach()) for k, v in {**metrics, **tis}.items()}
-    if s.kl_coef > 0:
-        assert b.ref_BR is not None
-        kl = aggregate(kl_penalty(logp, b.ref_BR, s.kl_estimator), b.mask_BR, s.loss_agg, **norm)
-        loss = loss + s.kl_coef * kl
-        out["kl_loss"] = float(kl.detach())
-    if s.entropy_coef > 0:
-        assert ent is not None
-        loss = loss - s.entropy_coef * aggregate(ent, b.mask_BR, s.loss_agg, **norm)
-    values = steps.values(b.tokens)
-    if values is not None:
-        vloss, vmetrics = clipped_value_loss(
-            values,
-            b.old_values_BR,
-            b.returns_BR,
-            b.mask_BR,
-            clip_eps=s.value_clip,
-            agg=s.loss_agg,
-            **norm,
-        )
-        out.update(
-            {k: float(v.detach()) for k, v in vmetrics.items()}, value_loss=float(vloss.detach())
-        )
-        loss = loss + vloss  # the critic has its own parameters and optimizer
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"loss is {float(loss.detach())} (metrics: {out})")
-    loss.backward()
-    out["loss"] = float(loss.detach())
-    return out, logp.detach(), None if ent is None else ent.detach()
+    return loss, {k: float(v.detach()) for k, v in {**metrics, **tis}.items()}
+
+
+def _value_loss(
+    values_BR: torch.Tensor, s: UpdateSettings, b: MicroBatch, norm: dict[str, float | None]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The critic's clipped value loss and its metrics (`value_loss` last)."""
+    vloss, vmetrics = clipped_value_loss(
+        values_BR,
+        b.old_values_BR,
+        b.returns_BR,
+        b.mask_BR,
+        clip_eps=s.value_clip,
+        agg=s.loss_agg,
+        **norm,
+    )
+    out = {k: float(v.detach()) for k, v in vmetrics.items()}
+    out["value_loss"] = float(vloss.detach())
+    return vloss, out
 
 
 def _sampler_logps(b: MicroBatch) -> torch.Tensor:
@@ -335,63 +359,114 @@ def update(
     """All minibatch steps of one iteration; returns its metrics (see `_MetricTotals`: the same
     for any micro-batch size and number of ranks), `grad_norm` averaged over optimizer steps.
 
-    `minibatch_size` counts responses over all ranks: every rank cuts its share of the batch into
-    the same number of minibatches, so the optimizer steps stay in lockstep.
-
     `old_logp_BR`: π_old, what ratio losses compare against (DPO against the initial model:
     `exp.ref_logp_BR`). `on_policy`: π_old was not scored, and the update is a single optimizer
     step: the weights have not moved before it, so each micro-batch's own detached log-probs are
     π_old (ratio 1, the clipped loss's gradient unchanged); they come back in `scored`.
-
     `s.rollout_correction` (`minimalrl.algorithms.rollout_correction`) compares π_old with the
     sampler's log-probs (`exp.rollout.sampler_logp_BR`): "tis" weighs each token's policy loss
-    (in each micro-batch, from its π_old, on-policy too); the masks are taken once for the whole
-    rollout before the first step (they need `old_logp_BR`) and drop tokens from every term of
-    the loss and from its counts.
+    (`_policy_loss`: in each micro-batch, from its π_old, on-policy too); a mask is taken once for
+    the whole rollout before the first step (`_kept_tokens`: it needs `old_logp_BR`) and drops
+    tokens from every term of the loss and from its counts.
     """
-    ctx = steps.ctx
-    steps_planned = optimizer_steps(exp, alg, s, ctx)
+    steps_planned = _planned_steps(exp, alg, s, steps.ctx, on_policy)
     if steps_planned == 0:
         return UpdateResult({})
-    if on_policy and steps_planned > 1:
-        raise ValueError(
-            f"on_policy needs a single optimizer step, this update takes {steps_planned}: "
-            "score π_old first and pass it as old_logp_BR"
-        )
     loss_ref_BR = exp.ref_logp_BR if exp.loss_ref == "initial" else old_logp_BR
     kept_BR = _kept_tokens(exp, old_logp_BR, s)
-    mask_BR = exp.rollout.response_mask_BR if kept_BR is None else kept_BR
     units_per_micro = max(1, s.micro_batch_size // (2 if alg.needs_pairs else 1))
-    totals, result = _MetricTotals(), UpdateResult({})
-    grad_norm = 0.0
-    for _ in range(s.epochs):
+    totals, result, grad_norm = _MetricTotals(), UpdateResult({}), 0.0
+    for units in _minibatches(exp, s.epochs, steps_planned // s.epochs, generator):
+        norm = _loss_norm(exp, units, kept_BR, s, steps.ctx)
+        for rows, b in _micro_batches(steps, exp, units, units_per_micro, loss_ref_BR, kept_BR):
+            out, logp, ent = _micro_step(steps, alg, s, b, norm, on_policy)
+            if on_policy:
+                result.scored.append((rows, logp, ent))
+            totals.add(out, float(b.mask_BR.sum()))
+        grad_norm += steps.optimizer_step(s.grad_clip)
+    result.metrics = _update_metrics(totals, steps_planned, grad_norm, exp, kept_BR, steps.ctx)
+    return result
+
+
+def _planned_steps(
+    exp: Experience, alg: Algorithm, s: UpdateSettings, ctx: DistContext, on_policy: bool
+) -> int:
+    """`optimizer_steps`; `on_policy` refused unless it is one."""
+    planned = optimizer_steps(exp, alg, s, ctx)
+    if on_policy and planned > 1:
+        raise ValueError(
+            f"on_policy needs a single optimizer step, this update takes {planned}: "
+            "score π_old first and pass it as old_logp_BR"
+        )
+    return planned
+
+
+def _minibatches(
+    exp: Experience, epochs: int, per_epoch: int, generator: torch.Generator
+) -> Iterator[list[list[int]]]:
+    """The units of each optimizer step: every epoch shuffles this rank's units and cuts them into
+    `per_epoch` minibatches, as many on every rank (`minibatch_size` counts responses over all
+    ranks), so the optimizer steps stay in lockstep; a rank may have empty ones."""
+    for _ in range(epochs):
         order = torch.randperm(len(exp.units), generator=generator).tolist()
-        for chunk in _split(order, steps_planned // s.epochs):
-            mb = [exp.units[i] for i in chunk]
-            rows = layout(mb) if mb else []
-            # A response the correction masked whole is no sequence of the minibatch.
-            seqs = len(rows) if kept_BR is None else int((mask_BR[rows].sum(-1) > 0).sum())
-            norm = {
-                "num_tokens": max(1.0, sum_across(float(mask_BR[rows].sum()), ctx)),
-                "num_seqs": max(1.0, sum_across(float(seqs), ctx)),
-                "max_len": s.loss_agg_max_len or None,
-            }
-            for micro_rows in steps.micro_batches(exp.rollout, mb, units_per_micro):
-                if micro_rows is None:
-                    steps.idle_step(exp.rollout)
-                    continue
-                batch = _micro_batch(exp, micro_rows, loss_ref_BR, kept_BR)
-                out, logp, ent = _micro_step(steps, alg, s, batch, norm, on_policy)
-                if on_policy:
-                    result.scored.append((micro_rows, logp, ent))
-                totals.add(out, float(batch.mask_BR.sum()))
-            grad_norm += steps.optimizer_step(s.grad_clip)
-    result.metrics = totals.result(steps_planned, ctx)
+        for chunk in _split(order, per_epoch):
+            yield [exp.units[i] for i in chunk]
+
+
+def _loss_norm(
+    exp: Experience,
+    units: list[list[int]],
+    kept_BR: torch.Tensor | None,
+    s: UpdateSettings,
+    ctx: DistContext,
+) -> dict[str, float | None]:
+    """What every loss of a minibatch is normalised by: its tokens and sequences over all ranks
+    (the masked ones left out), and Dr. GRPO's L; so the micro-batches' gradients sum to the
+    minibatch's."""
+    rows = layout(units) if units else []
+    mask_BR = exp.rollout.response_mask_BR if kept_BR is None else kept_BR
+    # A response the correction masked whole is no sequence of the minibatch.
+    seqs = len(rows) if kept_BR is None else int((mask_BR[rows].sum(-1) > 0).sum())
+    return {
+        "num_tokens": max(1.0, sum_across(float(mask_BR[rows].sum()), ctx)),
+        "num_seqs": max(1.0, sum_across(float(seqs), ctx)),
+        "max_len": s.loss_agg_max_len or None,
+    }
+
+
+def _micro_batches(
+    steps: TrainSteps,
+    exp: Experience,
+    units: list[list[int]],
+    units_per_micro: int,
+    loss_ref_BR: torch.Tensor | None,
+    kept_BR: torch.Tensor | None,
+) -> Iterator[tuple[list[int], MicroBatch]]:
+    """The rows and tensors of each micro-batch of a minibatch, as the policy plans them; where it
+    plans an idle pass (a sharded rank out of micro-batches), that pass runs in their place."""
+    for rows in steps.micro_batches(exp.rollout, units, units_per_micro):
+        if rows is None:
+            steps.idle_step(exp.rollout)
+            continue
+        yield rows, _micro_batch(exp, rows, loss_ref_BR, kept_BR)
+
+
+def _update_metrics(
+    totals: _MetricTotals,
+    steps_planned: int,
+    grad_norm: float,
+    exp: Experience,
+    kept_BR: torch.Tensor | None,
+    ctx: DistContext,
+) -> dict[str, float]:
+    """The update's metrics over all ranks: the micro steps' (`_MetricTotals`), the fraction of the
+    trained tokens a mask dropped, the mean gradient norm and the number of optimizer steps."""
+    metrics = totals.result(steps_planned, ctx)
     if kept_BR is not None:  # the fraction of the trained tokens masked, over all ranks
         rows = exp.trained_rows
         valid = sum_across(float(exp.rollout.response_mask_BR[rows].sum()), ctx)
         kept = sum_across(float(kept_BR[rows].sum()), ctx)
-        result.metrics["rollout_masked"] = 1.0 - kept / max(valid, 1.0)
-    result.metrics["grad_norm"] = grad_norm / steps_planned
-    result.metrics["optimizer_steps"] = steps_planned
-    return result
+        metrics["rollout_masked"] = 1.0 - kept / max(valid, 1.0)
+    metrics["grad_norm"] = grad_norm / steps_planned
+    metrics["optimizer_steps"] = steps_planned
+    return metrics

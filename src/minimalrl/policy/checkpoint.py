@@ -1,4 +1,4 @@
-"""Checkpoints a user can load anywhere, and exact resume.
+"""Checkpoints a user can load anywhere, holding all a resume needs to be exact.
 
 Layout of OUTPUT/checkpoints/:
     iter_000008/policy/              the policy (`save_pretrained` + tokenizer)
@@ -10,7 +10,8 @@ Layout of OUTPUT/checkpoints/:
 A checkpoint is written into a temporary folder and renamed when complete, and `latest` is replaced
 atomically, so a crash or a full disk mid-save never leaves a half-written checkpoint as the latest.
 A save that fails (full disk, read-only place) raises CheckpointError naming the folder and cause
-and saying that the previous checkpoint is intact.
+and saying that the previous checkpoint is intact. Whether a run resumes, and from which
+checkpoint, is the loop's question: `minimalrl.train.resume`.
 """
 
 from __future__ import annotations
@@ -30,14 +31,6 @@ from torch import nn
 
 from minimalrl.output import describe_write_error, write_text_atomic
 from minimalrl.scale import fsdp
-
-# Fields that may differ on resume: they do not change what the first iterations compute.
-RESUMABLE_CHANGES = frozenset(
-    {
-        "iterations", "eval_every", "save_every", "keep_checkpoints", "keep_checkpoint_every",
-        "threads", "keep_freed_memory",
-    }
-)  # fmt: skip
 
 
 class CheckpointError(RuntimeError):
@@ -151,68 +144,6 @@ def latest_checkpoint(root: Path) -> Path | None:
         return None
     path = root / pointer.read_text().strip()
     return path if (path / "trainer_state.pt").is_file() else None
-
-
-def resume_point(output: Path, resume: bool | str) -> Path | None:
-    """The checkpoint a run in `output` starts from (None: the beginning), checked before any work.
-
-    `resume`: False (a new run: refused where one is already), True (continue: refused where there
-    is no checkpoint, a misspelt folder most often) or "auto" (continue if there is a checkpoint,
-    else start, dropping the metrics rows of a run that never saved)."""
-    ckpt = latest_checkpoint(output / "checkpoints")
-    rows = _count_rows(output / "metrics.jsonl")
-    if ckpt is not None and not resume:
-        raise CheckpointError(
-            f"{output} already holds a run (checkpoint {ckpt.name}, {rows} metrics rows); pass "
-            "--resume to continue it, or delete the folder or pick another --output to start over"
-        )
-    if ckpt is None and rows and resume != "auto":
-        raise CheckpointError(
-            f"{output} holds {rows} metrics rows but no checkpoint to resume; delete the folder "
-            "or pick another --output to start over (or pass --resume auto to start over there)"
-        )
-    if ckpt is None and resume is True:
-        raise CheckpointError(
-            f"--resume: no checkpoint in {output / 'checkpoints'} (is the folder right?); drop "
-            "--resume to start a new run there, or pass --resume auto to start one when none is"
-        )
-    return ckpt
-
-
-def _count_rows(path: Path) -> int:
-    """Non-blank lines of a metrics.jsonl (0 when there is none)."""
-    try:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.strip())
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return 0
-
-
-def check_config(
-    saved: dict, current: dict, *, force: bool, where: Path, defaults: dict | None = None
-) -> None:
-    """Refuse to resume a checkpoint made under a different configuration, unless forced.
-
-    A field the checkpoint does not know (added to the config since) counts as unchanged when it
-    holds its default value in `defaults`.
-    """
-    defaults = defaults or {}
-    old = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
-    diffs = {
-        k: (old.get(k), current.get(k))
-        for k in sorted(set(old) | set(current))
-        if k not in RESUMABLE_CHANGES and _norm(old.get(k)) != _norm(current.get(k))
-    }
-    if diffs and not force:
-        lines = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diffs.items())
-        raise CheckpointError(
-            f"{where} was made with a different config ({lines}); "
-            "resume with the same config, or pass --force to resume anyway"
-        )
-
-
-def _norm(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def load_trainer_state(path: Path) -> TrainerState:

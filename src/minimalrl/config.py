@@ -1,6 +1,8 @@
 """The training configuration: one typed dataclass, a docstring per field, validated on creation.
 
 A run is described by this record alone: YAML files and `--set key=value` only fill its fields.
+It sits below everything that reads it (the policy, eval, the loop, the commands) and above the
+registries whose names it checks (algorithms, reward functions, rollout backends, trackers).
 """
 
 from __future__ import annotations
@@ -332,7 +334,7 @@ class TrainConfig:
         self._check_trackers()
 
     def _check_trackers(self) -> None:
-        from minimalrl.eval.trackers import missing_tracker
+        from minimalrl.trackers import missing_tracker
 
         if isinstance(self.report_to, str | list):  # (from Python: a name, or a list of them)
             names = [] if self.report_to in ("none", "") else [self.report_to]

@@ -26,13 +26,13 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from minimalrl.config import ConfigError, TrainConfig
+from minimalrl.config_file import build_config, parse_assignments
 from minimalrl.eval.curve import check_score_every, score_curve
 from minimalrl.eval.heldout import HeldOut, model_fingerprint, score_model
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.eval.runspec import RunSpec
 from minimalrl.output import write_text_atomic
-from minimalrl.train.config import ConfigError, TrainConfig
-from minimalrl.train.config_file import build_config, parse_assignments
 
 # What the report names as the rerun command when the compare was not started from the CLI.
 RERUN = "minimalrl compare --config CONFIG --algos RUN --seeds SEED --eval-n N --output NEW_DIR"
@@ -169,7 +169,7 @@ def run_one(
 ) -> dict:
     """Train one (run, seed) to the end (resuming what is there) and score it; its result.
     `score_every` K: also score the checkpoints at multiples of K into RUN/curve_eval.json."""
-    from minimalrl.train.checkpoint import latest_checkpoint
+    from minimalrl.policy.checkpoint import latest_checkpoint
     from minimalrl.train.trainer import train
 
     run_dir = output / "runs" / spec.dir_name(seed)

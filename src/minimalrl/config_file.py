@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from minimalrl.train.config import ConfigError, TrainConfig
+from minimalrl.config import ConfigError, TrainConfig
 
 
 def field_docs(cls: type = TrainConfig) -> dict[str, str]:
@@ -113,7 +113,7 @@ def unknown_key_message(key: object, known: set[str]) -> str:
     hint = (
         f"did you mean {close[0]!r}?"
         if close
-        else "see the fields of TrainConfig in minimalrl/train/config.py"
+        else "see the fields of TrainConfig in minimalrl/config.py"
     )
     return f"unknown config key {key!r}; {hint}"
 
