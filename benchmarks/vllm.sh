@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 29's speed measurements: rollout_backend vllm against hf on the default model, side by
 # side in each run (the two alternate), on a quiet machine. Needs the vllm extra
-# (`bash scripts/setup.sh --vllm`). About an hour on 2 cores; each result is its own file, and a
+# (`bash scripts/setup.sh --vllm`). About 40 minutes on 2 cores; each result is its own file, and a
 # file already there is not made again (delete it to remeasure).
 #   bash benchmarks/vllm.sh
 set -euo pipefail
@@ -10,15 +10,15 @@ PY=${PYTHON:-.venv/bin/python}
 R=benchmarks/results
 run() { local out=$1; shift; [ -f "$out" ] || "$PY" "$@" --output "$out"; }
 # Generation alone: tokens/s at the benchmark's shape (16 prompts x 4, <= 64 tokens) and at long
-# responses (8 x 4, <= 512 and <= 1,024 tokens), float32 and bfloat16; engine start, sync, RSS.
+# responses (4 x 4, <= 512 and <= 1,024 tokens), float32 and bfloat16; engine start, sync, RSS.
 for precision in fp32 bf16; do
   run "$R/vllm_speed_${precision}_64.json" benchmarks/vllm_speed.py --precision "$precision" \
     --max-new-tokens 64 --repeats 2
   run "$R/vllm_speed_${precision}_long.json" benchmarks/vllm_speed.py --precision "$precision" \
-    --prompts 8 --max-new-tokens 512 1024 --repeats 1
+    --prompts 4 --max-new-tokens 512 1024 --repeats 1
 done
 # The whole GRPO step (generate, score, update, sync), each framework in a fresh process.
-run "$R/grpo_step_vllm.json" benchmarks/grpo_step.py --vllm --skip-trl --repeats 2 --warmup 1
+run "$R/grpo_step_vllm.json" benchmarks/grpo_step.py --vllm --skip-trl --repeats 1 --warmup 1
 for tokens in 512 1024; do
   run "$R/grpo_step_vllm_$tokens.json" benchmarks/grpo_step.py --vllm --skip-trl --repeats 1 \
     --warmup 0 --prompts 4 --max-new-tokens "$tokens"
