@@ -68,6 +68,9 @@ def test_sampler_logprobs_equal_the_trainers_and_seeds_fix_the_samples(setup):
     assert torch.equal(torch.get_rng_state(), rng[0]) and random.getstate() == rng[1]
     assert np.array_equal(np.random.get_state()[1], rng[2])
     assert torch.get_num_threads() == threads
+    torch.set_num_threads(1)  # not vLLM's no-op: the trainer's `threads` setting still works
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(threads)
     with torch.no_grad():
         trainer, _ = response_logprobs(model, ro, temperature=0.7)
     valid = ro.response_mask_BR.bool()
@@ -170,15 +173,26 @@ def test_an_engine_that_dies_mid_run_says_resume(setup, monkeypatch):
         engine.generate(prompts[:1], SamplingParams(n=1, max_new_tokens=4, temperature=0))
 
 
-def test_a_batch_past_one_prefill_step_samples_as_its_parts(setup):
-    """160 seeded requests of ~40 prompt tokens, past vLLM's default 4,096 tokens per step: no
+def test_a_batch_past_one_prefill_step_samples_as_its_parts(tmp_path):
+    """160 seeded requests of 33 prompt tokens, past vLLM's default 4,096 tokens per step: no
     chunked prefill (which rewinds a seeded generator: vLLM 0.32 on CPU raised "CPU Generator
-    does not use offset"), and every row the same as when its prompts are sampled alone."""
-    _, _, prompts, engine, _ = setup
-    many = (prompts * 3)[:40]
+    does not use offset"; 4,096 is no multiple of 33, so a step would end inside a request), and
+    every row the same as when its prompts are sampled alone. A tiny model (head size 32, which
+    the CPU kernels take): what matters is the tokens per step. Fails with chunked prefill on."""
+    from tiny import build_tiny_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = build_tiny_model(tmp_path / "model", hidden=128)
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    g = torch.Generator().manual_seed(0)
+    many = [torch.randint(3, len(tok), (33,), generator=g).tolist() for _ in range(40)]
     keys = list(range(len(many)))
     params = SamplingParams(n=4, max_new_tokens=3, temperature=1.0, seed=5)
     assert sum(len(p) for p in many) * params.n > 4096
-    whole = _rows(engine.generate(many, params, keys))
-    parts = _rows(engine.generate(many[:5], params, keys[:5]))
+    engine = VLLMBackend(model, tok, [tok.eos_token_id], settings=EngineSettings(max_model_len=256))
+    try:
+        whole = _rows(engine.generate(many, params, keys))
+        parts = _rows(engine.generate(many[:5], params, keys[:5]))
+    finally:
+        engine.close()
     assert whole[: len(parts)] == parts

@@ -1,17 +1,17 @@
-"""`minimalrl train` and `minimalrl eval` with `rollout_backend: vllm`, each in a process of its
-own: every run's engine (and the trainer) is freed when the process exits, where in one process
-vLLM keeps ~1 GiB per engine built even after shutdown. Skipped without vLLM (the vllm extra).
+"""`minimalrl train` and `minimalrl eval` with `rollout_backend: vllm`, run as `python -m
+minimalrl.cli` runs them (`cli.main`), in this process: a new process per run paid ~20 s of
+imports and shutdown each. Every run closes its engine on return (the trainer's and the
+evaluation's). Skipped without vLLM (the vllm extra).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytest.importorskip("vllm")
 
@@ -23,9 +23,14 @@ ALL_ONLY = pytest.mark.skipif(
 
 
 def _cli(*argv: str) -> None:
-    """`minimalrl ARGV` in a process of its own: each run's engine is freed when it exits (in
-    one process, vLLM keeps ~1 GiB per engine built even after shutdown)."""
-    subprocess.run([sys.executable, "-m", "minimalrl.cli", *argv], check=True)
+    """`minimalrl ARGV` (exit status 0), the thread count it set put back for the next test."""
+    from minimalrl.cli import main
+
+    threads = torch.get_num_threads()
+    try:
+        assert main(list(argv)) == 0
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _smoke(out: Path, algo: str, **changes) -> list[str]:

@@ -131,7 +131,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(
         cfg, args.output, resume=args.resume, force=args.force, progress=not args.no_progress
     )
-    records = trainer.run()
+    try:
+        records = trainer.run()
+    finally:
+        # The engine shut down now, not by a garbage collection at some later point, where
+        # vLLM's teardown of its process-wide state would break the engine of a next run in
+        # this process (`cli.main` called in a loop).
+        trainer.policy.close()
     if trainer.stopped_early:
         done = records[-1]["iteration"] if records else trainer.start_iteration
         print(

@@ -28,7 +28,13 @@ from minimalrl.output import (
     write_text_atomic,
 )
 from minimalrl.reward import extract_answer, last_number, verify_batch
-from minimalrl.rollout import BACKENDS, RolloutBackend, SamplingParams, make_backend
+from minimalrl.rollout import (
+    BACKENDS,
+    RolloutBackend,
+    SamplingParams,
+    close_backend,
+    make_backend,
+)
 
 if TYPE_CHECKING:
     from minimalrl.config import TrainConfig
@@ -193,10 +199,17 @@ def evaluate(
     """Generate k responses per problem, verify them, and summarise accuracy.
 
     `on_samples` receives each batch's verified sample records as soon as they are made (to write
-    them as they come: a run stopped midway keeps what it did)."""
+    them as they come: a run stopped midway keeps what it did). A backend made here (none given)
+    is closed on return: an engine frees its memory, as a compare scoring many runs needs."""
     if not problems:
         raise ValueError("no problems to evaluate")
-    backend = backend or make_backend(settings.rollout_backend, model, tokenizer)
+    if backend is None:
+        backend = make_backend(settings.rollout_backend, model, tokenizer)
+        try:
+            return evaluate(model, tokenizer, problems, settings, backend=backend,
+                            progress=progress, on_samples=on_samples)  # fmt: skip
+        finally:
+            close_backend(backend)
     prompts = build_prompts(tokenizer, problems, system_prompt=settings.system_prompt)
     ids = [tokenizer(p, add_special_tokens=False).input_ids for p in prompts]
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad less

@@ -51,7 +51,7 @@ from minimalrl.policy.optim import Optimizers
 from minimalrl.policy.reference import Reference
 from minimalrl.policy.steps import clip_and_step, idle_step, plan_micro_batches
 from minimalrl.policy.update import UpdateSettings, optimizer_steps, update
-from minimalrl.rollout import Rollout, SamplingParams, make_backend
+from minimalrl.rollout import Rollout, SamplingParams, close_backend, make_backend
 from minimalrl.rollout.vllm_engine import EngineSettings
 from minimalrl.scale import fsdp
 from minimalrl.scale.distributed import DistContext, barrier, max_across
@@ -263,9 +263,7 @@ class Policy:
 
     def close(self) -> None:
         """Free what the rollout backend holds outside this process's tensors (an engine)."""
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        close_backend(self.backend)
 
     def _sync_backend(self) -> None:
         """The backend samples from the current weights (whole: gathered when sharded)."""

@@ -1,6 +1,6 @@
 """Rollout backends: turn prompts into sampled responses (HF transformers on CPU; vLLM's place)."""
 
-from minimalrl.rollout.backends import BACKENDS, make_backend
+from minimalrl.rollout.backends import BACKENDS, close_backend, make_backend
 from minimalrl.rollout.base import (
     Rollout,
     RolloutBackend,
@@ -16,6 +16,7 @@ __all__ = [
     "Rollout",
     "RolloutBackend",
     "SamplingParams",
+    "close_backend",
     "derive_seed",
     "make_backend",
     "pad_left",

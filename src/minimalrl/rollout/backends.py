@@ -63,3 +63,11 @@ def make_backend(
     if name not in BACKENDS:
         raise ValueError(f"unknown rollout backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
     return BACKENDS[name](model, tokenizer, dtype, engine or EngineSettings())
+
+
+def close_backend(backend: RolloutBackend) -> None:
+    """Free what a backend holds outside this process's tensors (an engine's KV cache and weight
+    copy); a backend with nothing of its own (`hf`) has no `close`."""
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()

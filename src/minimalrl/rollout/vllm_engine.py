@@ -11,8 +11,8 @@ Seeds: one request per sample, seeded by (seed, prompt key, sample index) as the
 rows are, so a response does not depend on the batch or on a resume (vLLM's own n-sample seeding
 gives sample j the seed s + j). vLLM reseeds the process's global RNGs when the engine is built,
 samples from the global torch RNG, and replaces `torch.set_num_threads` with a no-op: every
-engine call runs inside `_process_state_kept`, so the trainer's RNG streams and thread count come
-out as they went in.
+engine call runs inside `_process_state_kept`, so the trainer's RNG streams, thread count and
+`torch.set_num_threads` come out as they went in.
 
 The sampler's log-prob of each drawn token is vLLM's processed log-prob (after temperature; for
 greedy requests the untempered one), the distribution it sampled from, which is the project's
@@ -78,8 +78,10 @@ def import_vllm():
 @contextmanager
 def _process_state_kept() -> Iterator[None]:
     """torch's, Python's and numpy's global RNG states (CUDA's too when it is up) and torch's
-    thread count, restored after the block whatever vLLM did to them."""
-    threads = torch.get_num_threads()
+    thread count, restored after the block whatever vLLM did to them; and `torch.set_num_threads`
+    itself, which vLLM's CPU worker replaces with a no-op (the trainer's `threads` setting, and a
+    compare's next run, would silently keep the count of the first)."""
+    threads, set_threads = torch.get_num_threads(), torch.set_num_threads
     cpu, py, npy = torch.get_rng_state(), random.getstate(), np.random.get_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     try:
@@ -90,16 +92,20 @@ def _process_state_kept() -> Iterator[None]:
         np.random.set_state(npy)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
-        torch._C.set_num_threads(threads)  # vLLM's CPU worker makes torch.set_num_threads a no-op
+        torch.set_num_threads = set_threads
+        torch._C.set_num_threads(threads)
 
 
-def engine_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+def engine_weights(
+    model: nn.Module, dtype: torch.dtype | None = None
+) -> Iterator[tuple[str, torch.Tensor]]:
     """The model's weights under transformers' names, as `merge_and_unload` would name them: a
     LoRA layer's weight is its base weight plus the adapter's delta, computed out of place.
     Every tensor of `state_dict()` (a tied head included, which `named_parameters` leaves out).
     FSDP2's state_dict holds shards (DTensors): each is gathered whole (`full_tensor`, a
     collective: every rank syncs its engine at the same point, and reads the same names in the
-    same order)."""
+    same order). `dtype`, the engine's, casts each tensor as vLLM's loader would (round to
+    nearest), here so that the loader does not warn for every weight of a bf16 engine."""
     base = unwrap(model)
     deltas = {
         f"{name}.base_layer.weight": module.get_delta_weight(module.active_adapters[0])
@@ -115,6 +121,8 @@ def engine_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
                 tensor = tensor.full_tensor()
             if name in deltas:
                 tensor = tensor + deltas[name].to(tensor.dtype)
+            if dtype is not None and tensor.is_floating_point():
+                tensor = tensor.to(dtype)
             yield name.replace(".base_layer.", "."), tensor.detach()
 
 
@@ -135,6 +143,7 @@ class VLLMBackend:
         self.eos_token_ids = sorted(set(eos_token_ids))
         self.device = next(model.parameters()).device
         weights_dtype = dtype or next(model.parameters()).dtype
+        self.dtype = weights_dtype
         self._folder = Path(tempfile.mkdtemp(prefix="minimalrl-vllm-"))
         base = unwrap(model)
         config = copy.deepcopy(base.config)  # config and tokenizer only: no weights
@@ -147,7 +156,7 @@ class VLLMBackend:
         tokenizer.save_pretrained(self._folder)
         kwargs = dict(
             model=str(self._folder), load_format="dummy", enforce_eager=True, seed=0,
-            dtype={torch.float32: "float32", torch.bfloat16: "bfloat16"}.get(weights_dtype, "auto"),
+            dtype=str(weights_dtype).removeprefix("torch."),
             logprobs_mode="processed_logprobs",
         )  # fmt: skip
         if self.settings.max_model_len:
@@ -210,7 +219,10 @@ class VLLMBackend:
         with _process_state_kept():
             self.llm.collective_rpc(
                 "reload_weights",
-                kwargs={"weights_iterator": engine_weights(model), "is_checkpoint_format": True},
+                kwargs={
+                    "weights_iterator": engine_weights(model, self.dtype),
+                    "is_checkpoint_format": True,
+                },
             )
             self.llm.reset_prefix_cache()
         self.sync_seconds = time.perf_counter() - start
