@@ -609,7 +609,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         },
         "runs": runs,
     }
-    if len(frameworks) == 2:
+    if "trl" in frameworks and "minimalrl" in frameworks:
         m, t = result["summary"]["minimalrl"], result["summary"]["trl"]
         result["ratio_minimalrl_over_trl"] = {
             k: m[k] / t[k] for k in ("step_seconds_median", "step_seconds_min")
