@@ -14,7 +14,7 @@ import time
 import torch
 
 from minimalrl.data import build_prompts, load_problems
-from minimalrl.policy.models import load_policy
+from minimalrl.model.loading import load_policy
 from minimalrl.rollout import HFBackend, SamplingParams
 
 

@@ -293,7 +293,7 @@ def trl_worker(args: argparse.Namespace) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from minimalrl.data import build_prompts, load_problems
-    from minimalrl.policy.models import load_policy
+    from minimalrl.model.loading import load_policy
     from minimalrl.reward import verify_batch
 
     torch.set_num_threads(args.threads)

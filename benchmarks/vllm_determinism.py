@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from minimalrl.data import build_prompts, load_problems
-from minimalrl.policy.models import load_policy
+from minimalrl.model.loading import load_policy
 from minimalrl.rollout import SamplingParams, make_backend
 
 

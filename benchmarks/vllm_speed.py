@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from minimalrl.data import build_prompts, load_problems
-from minimalrl.policy.models import end_of_turn_ids, load_policy
+from minimalrl.model.loading import end_of_turn_ids, load_policy
 from minimalrl.rollout import SamplingParams, make_backend
 from minimalrl.rollout.vllm_engine import EngineSettings
 

@@ -22,7 +22,7 @@ done
 .venv/bin/minimalrl plot runs/default_seed0 runs/default_seed1 runs/default_seed2 \
   --output experiments/default_run/plots
 if [ ! -f experiments/default_run/rescore.txt ]; then
-  initial=$(.venv/bin/python -c "from minimalrl.policy.models import resolve_model_path as r; print(r('smollm2-135m-instruct'))")
+  initial=$(.venv/bin/python -c "from minimalrl.model.loading import resolve_model_path as r; print(r('smollm2-135m-instruct'))")
   finals=$(for s in 0 1 2; do ls -d runs/default_seed$s/checkpoints/iter_*/policy | tail -1; done)
   {
     echo "# python experiments/rescore.py INITIAL SEED0 SEED1 SEED2 --n 200 --seed 7 --max-new-tokens 64 --batch 32"

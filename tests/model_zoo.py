@@ -18,7 +18,7 @@ WINDOW = 8
 
 @functools.cache
 def tokenizer():
-    from minimalrl.policy.models import default_model_dir, load_tokenizer
+    from minimalrl.model.loading import default_model_dir, load_tokenizer
 
     return load_tokenizer(str(default_model_dir()))
 

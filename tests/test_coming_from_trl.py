@@ -19,7 +19,7 @@ import torch
 from minimalrl.algorithms import aggregate, kl_penalty
 from minimalrl.config import TrainConfig
 from minimalrl.experience import build_experience
-from minimalrl.policy.logprobs import TokenBatch, own_forward_logprobs
+from minimalrl.model.logprobs import TokenBatch, own_forward_logprobs
 from minimalrl.rollout.base import Rollout
 
 P, G, R = 3, 4, 5  # prompts, responses per prompt, longest response

@@ -10,7 +10,7 @@ import torch
 from minimalrl.cli import main
 from minimalrl.data import build_prompt
 from minimalrl.eval.metrics import ITERATION_KEYS, read_metrics
-from minimalrl.policy.models import default_model_dir, gguf_path, load_policy
+from minimalrl.model.loading import default_model_dir, gguf_path, load_policy
 from minimalrl.rollout import HFBackend, SamplingParams
 
 pytestmark = pytest.mark.slow

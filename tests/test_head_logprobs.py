@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minimalrl.policy.fast.head_logprobs import head_logprobs
+from minimalrl.model.fast.head_logprobs import head_logprobs
 
 
 def _inputs(seed: int = 0, N: int = 7, V: int = 11, H: int = 5):

@@ -21,9 +21,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("data",)),  # prompts
     ("reward", ("reward",)),  # (responses, problems) -> (rewards, correct)
     ("algorithms", ("algorithms",)),  # the registry and its pure tensor math
-    # the policy's model wing, which the rollout backends stand on: the one place that meets the
-    # model (token ids -> log-probs), loading models, the CPU fast paths
-    ("model", ("policy.fast", "policy.logprobs", "policy.models")),
+    # the model itself, which the rollout backends and the policy stand on: token ids -> log-probs,
+    # loading models and LoRA, the CPU fast paths
+    ("model", ("model",)),
     ("rollout", ("rollout",)),  # generation backends
     ("config", ("config", "config_file")),  # TrainConfig: checks names of the layers below
     ("experience", ("experience",)),  # rollout + rewards -> filter + advantages -> Experience

@@ -7,9 +7,10 @@ import contextlib
 import pytest
 import torch
 
-from minimalrl.policy.fast.packing import pack
-from minimalrl.policy.fast.support import fast_paths, with_cache
-from minimalrl.policy.logprobs import (
+from minimalrl.model.fast.packing import pack
+from minimalrl.model.fast.support import fast_paths, with_cache
+from minimalrl.model.loading import load_policy
+from minimalrl.model.logprobs import (
     TokenBatch,
     _packing_applies,
     batched_logprobs,
@@ -17,7 +18,6 @@ from minimalrl.policy.logprobs import (
     response_hidden_states,
     response_logprobs,
 )
-from minimalrl.policy.models import load_policy
 from minimalrl.rollout import HFBackend, SamplingParams, pad_left
 
 
@@ -117,8 +117,8 @@ def test_greedy_sampler_matches_hf_generate(tiny):
 def test_matmul_attention_equals_sdpa_when_decoding_a_padded_batch(tiny):
     from transformers import DynamicCache
 
-    from minimalrl.policy.fast.matmul_attention import matmul_attention_for
-    from minimalrl.policy.logprobs import position_ids_from_mask
+    from minimalrl.model.fast.matmul_attention import matmul_attention_for
+    from minimalrl.model.logprobs import position_ids_from_mask
 
     model, tokenizer = tiny
     assert model.config.num_key_value_heads < model.config.num_attention_heads  # GQA stacking
@@ -229,7 +229,7 @@ def test_sampler_logprobs_are_the_trainers_in_float32_and_drift_in_bf16(tiny, te
     """The sampler keeps its own log-probs of what it drew: with the policy's float32 weights they
     are π_old's up to the order of float32 sums (a KV cache step by step vs one forward); from
     the bfloat16 cast they differ, which is what the rollout correction is about."""
-    from minimalrl.policy.logprobs import logprob_temperature
+    from minimalrl.model.logprobs import logprob_temperature
 
     model, tokenizer = tiny
     prompts = [[3, 18, 19, 8, 15, 9, 20, 4], [3, 10, 11, 4]]
@@ -268,7 +268,7 @@ def test_matmul_attention_equals_sdpa_with_grouped_heads_and_a_4d_mask():
 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    from minimalrl.policy.fast.matmul_attention import matmul_attention_forward
+    from minimalrl.model.fast.matmul_attention import matmul_attention_forward
 
     g = torch.Generator().manual_seed(0)
     B, H, Hkv, Q, L, D = 3, 4, 2, 5, 9, 8  # query heads 2j, 2j+1 share key/value head j
@@ -295,7 +295,7 @@ def test_matmul_attention_equals_sdpa_with_grouped_heads_and_a_4d_mask():
 def test_packed_states_under_bf16_autocast_use_matmul_attention_and_match_padded(tiny):
     from unittest import mock
 
-    import minimalrl.policy.fast.matmul_attention as ma
+    import minimalrl.model.fast.matmul_attention as ma
 
     model, tokenizer = tiny
     b = _batch(tokenizer)

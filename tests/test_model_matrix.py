@@ -25,9 +25,9 @@ import pytest
 import torch
 from model_zoo import CONFIGS, GENERAL_PATH, TRANSFORMED, WINDOWED, build, tokenizer
 
-from minimalrl.policy.fast.support import UnsupportedModelError, check_runnable, fast_paths
-from minimalrl.policy.logprobs import TokenBatch, response_logprobs
-from minimalrl.policy.models import end_of_turn_ids
+from minimalrl.model.fast.support import UnsupportedModelError, check_runnable, fast_paths
+from minimalrl.model.loading import end_of_turn_ids
+from minimalrl.model.logprobs import TokenBatch, response_logprobs
 from minimalrl.rollout import HFBackend, SamplingParams, make_backend, pad_left
 
 U32 = 2.0**-24

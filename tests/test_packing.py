@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from minimalrl.policy.fast.packing import first_fit_decreasing, pack, packed_rows
+from minimalrl.model.fast.packing import first_fit_decreasing, pack, packed_rows
 
 
 def test_first_fit_decreasing_by_hand():

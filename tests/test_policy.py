@@ -163,7 +163,7 @@ def test_trainer_and_update_reach_the_model_only_through_the_seam():
             if isinstance(n, ast.Import | ast.ImportFrom)
             for a in n.names
         }
-        banned = {n for n in names if "fsdp" in n or n.startswith("minimalrl.policy.fast")}
+        banned = {n for n in names if "fsdp" in n or n.startswith("minimalrl.model.fast")}
         assert not banned, (module.__name__, banned)
 
 

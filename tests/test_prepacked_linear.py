@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from minimalrl.policy.fast.prepacked_linear import prepacked_linears, prepacking_supported
-from minimalrl.policy.fast.support import with_cache
-from minimalrl.policy.models import load_policy
+from minimalrl.model.fast.prepacked_linear import prepacked_linears, prepacking_supported
+from minimalrl.model.fast.support import with_cache
+from minimalrl.model.loading import load_policy
 from minimalrl.rollout import HFBackend, SamplingParams
 
 pytestmark = pytest.mark.skipif(
@@ -72,7 +72,7 @@ def test_prepacked_linear_equals_plain_linear_and_falls_back_where_it_must():
 def test_sampling_with_prepacked_weights_matches_plain(tiny_model_dir):
     from transformers import DynamicCache
 
-    from minimalrl.policy.logprobs import position_ids_from_mask
+    from minimalrl.model.logprobs import position_ids_from_mask
     from minimalrl.rollout import pad_left
 
     model, tokenizer = load_policy(str(tiny_model_dir))

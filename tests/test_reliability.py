@@ -187,7 +187,7 @@ def _eval_argv(model, task, out) -> list[str]:
 
 
 def test_eval_checks_the_output_before_loading_the_model(toy_task, tmp_path, monkeypatch, capsys):
-    import minimalrl.policy.models as models
+    import minimalrl.model.loading as models
 
     def no_load(*args, **kwargs):
         raise AssertionError("the model was loaded before the output was checked")

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import torch
 
-from minimalrl.policy.fast.allocator import keep_freed_memory
+from minimalrl.model.fast.allocator import keep_freed_memory
 from minimalrl.policy.steps import clip_and_step, plan_micro_batches, positions
 from minimalrl.rollout import Rollout
 

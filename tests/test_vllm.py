@@ -18,8 +18,8 @@ import torch
 vllm = pytest.importorskip("vllm")
 
 from minimalrl.data import build_prompt  # noqa: E402
-from minimalrl.policy.logprobs import response_logprobs  # noqa: E402
-from minimalrl.policy.models import end_of_turn_ids, load_policy  # noqa: E402
+from minimalrl.model.loading import end_of_turn_ids, load_policy  # noqa: E402
+from minimalrl.model.logprobs import response_logprobs  # noqa: E402
 from minimalrl.rollout import HFBackend, SamplingParams  # noqa: E402
 from minimalrl.rollout.vllm_engine import EngineSettings, VLLMBackend, engine_weights  # noqa: E402
 

@@ -203,8 +203,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from minimalrl.data import load_data
     from minimalrl.eval.evaluate import EvalSettings, ResultWriter, evaluate, format_summary
-    from minimalrl.policy.fast.allocator import keep_freed_memory
-    from minimalrl.policy.models import load_policy
+    from minimalrl.model.fast.allocator import keep_freed_memory
+    from minimalrl.model.loading import load_policy
 
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     keep_freed_memory()
@@ -270,7 +270,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from minimalrl.policy.models import merge_lora
+    from minimalrl.model.loading import merge_lora
 
     print(merge_lora(args.adapter, args.output))
     return 0

@@ -51,7 +51,7 @@ def model_fingerprint(model: str) -> str:
     """sha256 of a model's weight files (a folder's *.safetensors / *.bin / *.gguf), so that
     results made from two different initial models are not mixed; the name itself for a model
     that is not a local folder."""
-    from minimalrl.policy.models import resolve_model_path
+    from minimalrl.model.loading import resolve_model_path
 
     path = Path(resolve_model_path(model))
     files = sorted(
@@ -96,7 +96,7 @@ def score_model(
     verdicts (if `greedy`, default heldout's) of the model at `model`, with their summaries."""
     from minimalrl.data import load_data
     from minimalrl.eval.evaluate import EvalSettings, evaluate
-    from minimalrl.policy.models import load_policy
+    from minimalrl.model.loading import load_policy
 
     start = time.perf_counter()
     loaded, tokenizer = load_policy(model)

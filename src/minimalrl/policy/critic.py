@@ -7,8 +7,8 @@ import copy
 import torch
 from torch import nn
 
-from minimalrl.policy.fast.support import fast_paths
-from minimalrl.policy.logprobs import TokenBatch, backbone_and_head, response_token_states
+from minimalrl.model.fast.support import fast_paths
+from minimalrl.model.logprobs import TokenBatch, backbone_and_head, response_token_states
 
 
 class ValueModel(nn.Module):

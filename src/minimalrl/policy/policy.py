@@ -27,6 +27,16 @@ from minimalrl.algorithms import Algorithm
 from minimalrl.algorithms.rollout_correction import MASKS
 from minimalrl.config import TrainConfig
 from minimalrl.experience import Experience
+from minimalrl.model.fast.allocator import keep_freed_memory
+from minimalrl.model.loading import apply_lora, load_policy
+from minimalrl.model.logprobs import (
+    TokenBatch,
+    backbone_and_head,
+    batched_logprobs,
+    logprob_temperature,
+    over_micro_batches,
+    response_logprobs,
+)
 from minimalrl.policy.checkpoint import (
     TrainerState,
     load_critic_weights,
@@ -37,16 +47,6 @@ from minimalrl.policy.checkpoint import (
     set_rng_state,
 )
 from minimalrl.policy.critic import ValueModel
-from minimalrl.policy.fast.allocator import keep_freed_memory
-from minimalrl.policy.logprobs import (
-    TokenBatch,
-    backbone_and_head,
-    batched_logprobs,
-    logprob_temperature,
-    over_micro_batches,
-    response_logprobs,
-)
-from minimalrl.policy.models import apply_lora, load_policy
 from minimalrl.policy.optim import Optimizers
 from minimalrl.policy.reference import Reference
 from minimalrl.policy.steps import clip_and_step, idle_step, plan_micro_batches

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from minimalrl.policy.logprobs import batched_logprobs
+from minimalrl.model.logprobs import batched_logprobs
 from minimalrl.rollout import Rollout
 
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
 
-from minimalrl.policy.fast.packing import packed_rows
-from minimalrl.policy.logprobs import response_logprobs
+from minimalrl.model.fast.packing import packed_rows
+from minimalrl.model.logprobs import response_logprobs
 from minimalrl.policy.update import NonFiniteLossError, layout
 from minimalrl.rollout import Rollout
 from minimalrl.scale.distributed import DistContext, sum_gradients

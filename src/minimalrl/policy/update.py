@@ -34,7 +34,7 @@ from minimalrl.scale.distributed import DistContext, gather_objects, sum_across
 
 if TYPE_CHECKING:
     from minimalrl.config import TrainConfig
-    from minimalrl.policy.logprobs import TokenBatch
+    from minimalrl.model.logprobs import TokenBatch
     from minimalrl.rollout import Rollout
 
 
@@ -60,7 +60,7 @@ class UpdateSettings:
     value_clip: float
     grad_clip: float
     temperature: float
-    """The log-prob temperature (`policy.logprobs.logprob_temperature` of the sampling one)."""
+    """The log-prob temperature (`model.logprobs.logprob_temperature` of the sampling one)."""
     loss_agg_max_len: int = 0
     """L of the `seq_mean_token_sum_norm` aggregation (0: none given)."""
     rollout_correction: str = "none"

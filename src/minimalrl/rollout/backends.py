@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from minimalrl.policy.models import end_of_turn_ids
+from minimalrl.model.loading import end_of_turn_ids
 from minimalrl.rollout.base import RolloutBackend
 from minimalrl.rollout.hf import HFBackend
 from minimalrl.rollout.vllm_engine import EngineSettings

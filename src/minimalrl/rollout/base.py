@@ -8,7 +8,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from minimalrl.policy.logprobs import TokenBatch
+from minimalrl.model.logprobs import TokenBatch
 
 
 @dataclass(frozen=True)

@@ -15,15 +15,15 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from minimalrl.policy.fast.matmul_attention import matmul_attention_for
-from minimalrl.policy.fast.prepacked_linear import prepacked_linears
-from minimalrl.policy.fast.support import (
+from minimalrl.model.fast.matmul_attention import matmul_attention_for
+from minimalrl.model.fast.prepacked_linear import prepacked_linears
+from minimalrl.model.fast.support import (
     FastPaths,
     fast_paths,
     takes_argument,
     with_cache,
 )
-from minimalrl.policy.logprobs import logprob_temperature, position_ids_from_mask
+from minimalrl.model.logprobs import logprob_temperature, position_ids_from_mask
 from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
 
 
@@ -95,11 +95,11 @@ class HFBackend:
     module itself (and its float32 buffers such as rotary frequencies) is unchanged.
 
     `prepack`: on CPU, the linear layers run on oneDNN with weights reordered once per `generate`
-    (`minimalrl.policy.fast.prepacked_linear`); False keeps PyTorch's default matmul. It and
+    (`minimalrl.model.fast.prepacked_linear`); False keeps PyTorch's default matmul. It and
     matmul attention are taken where `fast_paths` allows them; a family it does not know decodes
     through its own forward with the cache transformers builds for it.
 
-    `eos_token_ids`: every id that ends a response (`policy.models.end_of_turn_ids`).
+    `eos_token_ids`: every id that ends a response (`model.loading.end_of_turn_ids`).
     """
 
     def __init__(

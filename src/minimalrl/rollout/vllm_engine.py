@@ -42,7 +42,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor
 from transformers import PreTrainedTokenizerBase
 
-from minimalrl.policy.fast.support import model_class, unwrap
+from minimalrl.model.fast.support import model_class, unwrap
 from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
 
 INSTALL = "bash scripts/setup.sh --vllm  (or: pip install 'minimalrl[vllm]' torch==2.13.0)"

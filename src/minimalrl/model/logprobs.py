@@ -9,7 +9,7 @@ is applied only to the hidden states that predict response tokens, chunk by chun
 float tensor for the prompt is made.
 
 That split of the model into body and head, and the fast paths below it, are taken only where
-`policy.fast.support.fast_paths` allows them; any other causal LM is scored by its own forward
+`model.fast.support.fast_paths` allows them; any other causal LM is scored by its own forward
 over whole rows (`own_forward_logprobs`).
 """
 
@@ -24,10 +24,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache
 
-from minimalrl.policy.fast.head_logprobs import head_logprobs
-from minimalrl.policy.fast.matmul_attention import matmul_attention_for
-from minimalrl.policy.fast.packing import pack, packed_rows
-from minimalrl.policy.fast.support import (
+from minimalrl.model.fast.head_logprobs import head_logprobs
+from minimalrl.model.fast.matmul_attention import matmul_attention_for
+from minimalrl.model.fast.packing import pack, packed_rows
+from minimalrl.model.fast.support import (
     FastPaths,
     LogitTransform,
     fast_paths,
@@ -139,7 +139,7 @@ def response_hidden_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
 
 def packed_response_states(body: nn.Module, batch: TokenBatch) -> torch.Tensor:
     """Hidden states (N, H) predicting each response token, in (response, position) order, with
-    the responses packed into as few rows as they fit (`policy.fast.packing`): no padding computed.
+    the responses packed into as few rows as they fit (`model.fast.packing`): no padding computed.
 
     Numbers as `response_hidden_states` gives for the same tokens: same prompt cache, positions
     and visible keys; only the row a token sits in differs.

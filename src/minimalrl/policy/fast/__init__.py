@@ -1,2 +1,0 @@
-"""CPU fast paths of the policy seam: packing, the fused vocabulary head, matmul attention,
-prepacked linear layers, the allocator setting. Each computes what the plain path does."""
