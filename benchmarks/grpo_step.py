@@ -3,7 +3,9 @@
 Same model (the embedded SmolLM2-135M-Instruct, float32 weights), same precision (`--precision`:
 float32 throughout, or bf16 for both: TRL's `bf16=True` autocast, minimalrl's `precision=bf16`
 autocast with bf16 sampling), same prompts (the first `--prompts`
-synthetic arithmetic problems, built with `minimalrl.data.build_prompts`), same samples per prompt,
+problems of `--train-data`, synthetic arithmetic by default; `math500` for long responses: the
+default model's answers to MATH problems run to hundreds of tokens, where arithmetic ones end
+within ~100 whatever the limit; built with `minimalrl.data.build_prompts`), same samples per prompt,
 same generation limit, one optimizer step over all `prompts × samples` completions in micro-batches
 of the same size, same torch threads. Each (framework, repeat) runs in a fresh child process
 (this script with `--worker`), so its peak RSS is its own; the repeats alternate the order
@@ -130,25 +132,34 @@ def _count_trained(clock: PhaseClock, args: tuple, out: Any) -> None:
     clock.counts["computed_tokens"] = int(ro.prompt_mask_UP[unique].sum()) + response
 
 
-def minimalrl_worker(args: argparse.Namespace) -> dict:
-    """Build a Trainer, run warm-up iterations, then time one `Trainer.iteration` (with the
-    `hf` rollout backend, or `vllm` for the minimalrl_vllm worker)."""
-    import torch
+def train_data_spec(args: argparse.Namespace, folder: str) -> str:
+    """`train_data` for the first `--prompts` problems of `--train-data`: the synthetic task's
+    spec for arithmetic, else those problems written to a jsonl in `folder`."""
+    if args.train_data == "arithmetic":
+        return f"arithmetic:n={args.prompts}"  # = the first `prompts` of "arithmetic"
+    from minimalrl.data import load_problems
 
+    path = Path(folder) / "train.jsonl"
+    rows = [{"question": x.question, "answer": x.answer}
+            for x in load_problems(args.train_data, limit=args.prompts)]  # fmt: skip
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def _minimalrl_config(args: argparse.Namespace, train_data: str):
     from minimalrl.config import TrainConfig
-    from minimalrl.policy import policy as policy_mod
-    from minimalrl.train import trainer as trainer_mod
 
     rows = args.prompts * args.samples
-    cfg = TrainConfig(
+    return TrainConfig(
         algo="grpo",
         model="smollm2-135m-instruct",
-        train_data=f"arithmetic:n={args.prompts}",  # = the first `prompts` of "arithmetic"
+        train_data=train_data,
         eval_data="",
         iterations=args.warmup + 1,
         prompts_per_iteration=args.prompts,  # every iteration: all of them, shuffled
         samples_per_prompt=args.samples,
         max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
         minibatch_size=rows,  # one optimizer step per iteration
         micro_batch_size=args.micro_batch,
         epochs=1,
@@ -168,7 +179,21 @@ def minimalrl_worker(args: argparse.Namespace) -> dict:
         rollout_backend="vllm" if args.worker == "minimalrl_vllm" else "hf",
         vllm_max_model_len=1024 + args.max_new_tokens,
     )
-    with tempfile.TemporaryDirectory(prefix="grpo-bench-minimalrl-") as out:
+
+
+def minimalrl_worker(args: argparse.Namespace) -> dict:
+    """Build a Trainer, run warm-up iterations, then time one `Trainer.iteration` (with the
+    `hf` rollout backend, or `vllm` for the minimalrl_vllm worker)."""
+    import torch
+
+    from minimalrl.policy import policy as policy_mod
+    from minimalrl.train import trainer as trainer_mod
+
+    with (
+        tempfile.TemporaryDirectory(prefix="grpo-bench-data-") as data,
+        tempfile.TemporaryDirectory(prefix="grpo-bench-minimalrl-") as out,
+    ):
+        cfg = _minimalrl_config(args, train_data_spec(args, data))
         t0 = time.perf_counter()
         trainer = trainer_mod.Trainer(cfg, out, progress=False)
         load_seconds = time.perf_counter() - t0
@@ -230,7 +255,7 @@ def trl_config_kwargs(args: argparse.Namespace, output_dir: str) -> dict:
         "max_completion_length": args.max_new_tokens,
         "num_iterations": 1,
         "beta": 0.0,  # no KL term, hence no reference model
-        "temperature": 1.0,
+        "temperature": args.temperature,
         "top_p": 1.0,
         "learning_rate": 1e-6,
         "use_vllm": False,
@@ -301,7 +326,10 @@ def trl_worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     model, tokenizer = load_policy("smollm2-135m-instruct")
     load_seconds = time.perf_counter() - t0
-    problems = load_problems(f"arithmetic:n={args.prompts}")
+    problems = load_problems(
+        f"arithmetic:n={args.prompts}" if args.train_data == "arithmetic" else args.train_data,
+        limit=args.prompts,
+    )
     prompts = build_prompts(tokenizer, problems)
     # The prompt text already holds the chat template's special tokens; TRL tokenizes plain-text
     # prompts with add_special_tokens=True, which adds nothing for SmolLM2: check it stays so.
@@ -394,6 +422,7 @@ def run_worker_process(framework: str, args: argparse.Namespace, seed: int, log:
         str(Path(__file__).resolve()),
         *("--worker", framework, "--worker-output", str(result_path)),
         *("--prompts", str(args.prompts), "--samples", str(args.samples)),
+        *("--train-data", args.train_data, "--temperature", str(args.temperature)),
         *("--max-new-tokens", str(args.max_new_tokens), "--micro-batch", str(args.micro_batch)),
         *("--threads", str(args.threads), "--warmup", str(args.warmup), "--seed", str(seed)),
         "--trl-gradient-checkpointing"
@@ -477,10 +506,11 @@ def format_report(result: dict) -> str:
     precision = s.get("precision", "fp32")
     ceilings = ceilings_of(result)
     lines = [
-        f"GRPO step: {s['prompts']} prompts × {s['samples']} samples, ≤ {s['max_new_tokens']} new "
+        f"GRPO step: {s['prompts']} prompts ({s.get('train_data', 'arithmetic')}) × "
+        f"{s['samples']} samples, ≤ {s['max_new_tokens']} new "
         f"tokens, one optimizer step in micro-batches of {s['micro_batch']}, {s['threads']} "
         f"threads, {s['repeats']} repeats (+{s['warmup']} warm-up step per worker), "
-        f"precision {precision}",
+        f"precision {precision}" + (f", T {s['temperature']}" if "temperature" in s else ""),
         f"matmul ceiling ({s['matmul_size']}²): fp32 {ceilings['fp32']:.1f} GFLOP/s, bf16 "
         f"{ceilings.get('bf16', float('nan')):.1f} GFLOP/s; fractions below are of the "
         f"{precision} one",
@@ -626,6 +656,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--prompts", type=int, default=16, help="prompts per step")
     p.add_argument("--samples", type=int, default=4, help="samples per prompt (group size)")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="sampling temperature of both frameworks (TrainConfig's default is 0.7)",
+    )
+    p.add_argument(
+        "--train-data",
+        default="arithmetic",
+        help="the prompts: the first --prompts problems of this dataset (math500: long answers)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=64, help="generation limit")
     p.add_argument("--micro-batch", type=int, default=16, help="completions per forward/backward")
     p.add_argument("--repeats", type=int, default=3, help="timed steps per framework")
