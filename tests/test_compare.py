@@ -105,6 +105,31 @@ def test_compare_refuses_results_of_another_initial_model(compare_argv, capsys):
     assert "initial_eval.json: made from model other" in capsys.readouterr().err
 
 
+def test_compare_says_when_the_same_model_path_holds_other_weights(tmp_path):
+    """A warm start remade on another machine: same path and settings, other sha256."""
+    from dataclasses import asdict
+
+    from minimalrl.config_file import build_config
+    from minimalrl.eval.heldout import HeldOut
+    from minimalrl.train.compare import REMADE, initial_scores
+
+    model = tmp_path / "warm_start"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"weights made here")
+    base = build_config(None, {"model": str(model)})
+    heldout = HeldOut(data="arithmetic:n=8")
+    saved = {"model": str(model), "model_sha256": "0" * 64, "settings": asdict(heldout)}
+    (tmp_path / "initial_eval.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError) as err:
+        initial_scores(base, heldout, tmp_path)
+    assert str(err.value).endswith(REMADE)
+    saved["settings"] = {**saved["settings"], "n": 8}  # other settings: not a remade model
+    (tmp_path / "initial_eval.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError) as err:
+        initial_scores(base, heldout, tmp_path)
+    assert str(err.value).endswith("use another --output")
+
+
 def test_compare_rejects_unknown_algorithm_or_control_before_training(tmp_path, capsys):
     for algos in ("grpo,nope", "grpo:coin"):
         argv = ["compare", "--algos", algos, "--output", str(tmp_path / "x")]

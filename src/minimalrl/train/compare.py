@@ -126,6 +126,13 @@ def rerun_command(args: argparse.Namespace) -> str:
     return " ".join([*parts, "--algos RUN --seeds SEED --output NEW_DIR"])
 
 
+REMADE = (
+    " (the same path holding other weights: a model trained again differs where the machine's"
+    " kernels round differently, a flipped sampled token sending the run elsewhere, so runs"
+    " from it would not pool with those there; bring the model that made them)"
+)
+
+
 def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     """The initial model's held-out scores (at the eval temperature, and at the training
     temperature: the latter's mean is the control's coin), from OUTPUT/initial_eval.json when it
@@ -135,10 +142,12 @@ def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved["model_sha256"] != fingerprint or saved["settings"] != asdict(heldout):
+            remade = saved["settings"] == asdict(heldout) and saved["model"] == base.model
             raise ConfigError(
                 f"{path}: made from model {saved['model']} (sha256 {saved['model_sha256'][:12]}) "
                 f"with {saved['settings']}; this compare has {base.model} (sha256 "
                 f"{fingerprint[:12]}) with {asdict(heldout)}: use another --output"
+                + (REMADE if remade else "")
             )
         return saved
     scores = score_model(base.model, base, heldout)
