@@ -7,8 +7,9 @@
 # The initial model is remade on a fresh machine (runs/warm_start, ~10 minutes) and must be the one
 # that made seeds 0-2 (weights sha256 b86168c4fde7...; compare refuses any other). Only a machine
 # whose kernels round as that one's did remakes it: on 2026-12-07 an AMD EPYC with AVX512-BF16
-# matched experiments/default_run/seed0's metrics to ~1e-6 for 5 iterations, then one sampled token
-# flipped and it made another model (66aa548a4da4). Elsewhere this script stops at the first compare.
+# made 66aa548a4da4 both with this code and with the code that made b86168c4fde7 on 2026-12-05
+# (a4eaaf5: the same 18 iterations' metrics bitwise, timings aside), so the machine (its kernels'
+# rounding, then a flipped sampled token) makes the difference. Elsewhere it stops at the compare.
 #   bash experiments/compare/run_settle.sh            # core to 6 seeds, the long arm, extras to 3
 #   SEEDS_CORE=3,4,5,6,7 bash experiments/compare/run_settle.sh   # core to 8 seeds
 set -euo pipefail
