@@ -71,6 +71,7 @@ def test_compare_writes_report_and_summary_then_skips_finished_runs(compare_argv
     assert "| verdict, seeds 0-2 | verdict, all seeds | seeds | seeds to settle |" in report
     # The control's coin is the initial model's accuracy at the training temperature.
     initial = json.loads((out / "initial_eval.json").read_text())
+    assert set(initial["machine"]) == {"cpu", "flags"}  # where the initial model was scored
     control = json.loads((out / "runs/grpo+random_reward_seed1/final_eval.json").read_text())
     assert control["config"]["reward"] == "random"
     assert control["config"]["random_reward_p"] == initial["train_temperature_avg"]
@@ -267,3 +268,15 @@ def test_the_findings_table_gives_the_verdict_at_the_first_seeds_and_on_all(tmp_
     assert m.settle.verdict == "holds" and m.settle.seeds <= 6
     row = next(line for line in findings_table(measured) if "entropy collapses" in line)
     assert f"| **inconclusive** | **holds** | 6 | {m.settle.seeds} (holds) |" in row
+
+
+def test_machine_record_names_the_cpu_and_its_rounding_flags(tmp_path):
+    from minimalrl.eval.heldout import machine_record
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16 sse\n\n"
+        "processor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 avx512f avx512_bf16 sse\n"
+    )
+    assert machine_record(info) == {"cpu": "AMD EPYC", "flags": ["avx2", "avx512f", "avx512_bf16"]}
+    assert machine_record(tmp_path / "absent") == {"cpu": "", "flags": []}

@@ -47,6 +47,24 @@ class HeldOut:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+"""The instruction sets that change how this machine's kernels round (and how fast bf16 is)."""
+
+
+def machine_record(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
+    """The CPU a result was made on: its model name and which of CPU_FLAGS it has. A trained model
+    is remade bitwise only where kernels round alike (a flipped sampled token sends a run
+    elsewhere), so results that must pool name their machine. Empty fields where unreadable."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return {"cpu": "", "flags": []}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line and line.strip())
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    present = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name", ""), "flags": [f for f in CPU_FLAGS if f in present]}
+
+
 def model_fingerprint(model: str) -> str:
     """sha256 of a model's weight files (a folder's *.safetensors / *.bin / *.gguf), so that
     results made from two different initial models are not mixed; the name itself for a model

@@ -29,7 +29,7 @@ from pathlib import Path
 from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.config_file import build_config, parse_assignments
 from minimalrl.eval.curve import check_score_every, score_curve
-from minimalrl.eval.heldout import HeldOut, model_fingerprint, score_model
+from minimalrl.eval.heldout import HeldOut, machine_record, model_fingerprint, score_model
 from minimalrl.eval.metrics import read_metrics
 from minimalrl.eval.runspec import RunSpec
 from minimalrl.output import write_text_atomic
@@ -155,6 +155,7 @@ def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     scores.update(
         model=base.model,
         model_sha256=fingerprint,
+        machine=machine_record(),
         train_temperature=base.temperature,
         train_temperature_counts=at_train_t["correct_counts"],
         train_temperature_avg=at_train_t["avg_at_n"],
