@@ -132,16 +132,25 @@ def _count_trained(clock: PhaseClock, args: tuple, out: Any) -> None:
     clock.counts["computed_tokens"] = int(ro.prompt_mask_UP[unique].sum()) + response
 
 
-def train_data_spec(args: argparse.Namespace, folder: str) -> str:
-    """`train_data` for the first `--prompts` problems of `--train-data`: the synthetic task's
-    spec for arithmetic, else those problems written to a jsonl in `folder`."""
-    if args.train_data == "arithmetic":
-        return f"arithmetic:n={args.prompts}"  # = the first `prompts` of "arithmetic"
+def _problems_spec(args: argparse.Namespace) -> str:
+    """`--train-data` as a dataset spec (arithmetic: the first `prompts` of the synthetic task)."""
+    return f"arithmetic:n={args.prompts}" if args.train_data == "arithmetic" else args.train_data
+
+
+def train_problems(args: argparse.Namespace) -> list:
+    """The first `--prompts` problems of `--train-data`, both frameworks' prompts."""
     from minimalrl.data import load_problems
 
+    return load_problems(_problems_spec(args), limit=args.prompts)
+
+
+def train_data_spec(args: argparse.Namespace, folder: str) -> str:
+    """minimalrl's `train_data` for `train_problems`: the synthetic task's spec for arithmetic,
+    else those problems written to a jsonl in `folder`."""
+    if args.train_data == "arithmetic":
+        return _problems_spec(args)
     path = Path(folder) / "train.jsonl"
-    rows = [{"question": x.question, "answer": x.answer}
-            for x in load_problems(args.train_data, limit=args.prompts)]  # fmt: skip
+    rows = [{"question": x.question, "answer": x.answer} for x in train_problems(args)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return str(path)
 
@@ -317,7 +326,7 @@ def trl_worker(args: argparse.Namespace) -> dict:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from minimalrl.data import build_prompts, load_problems
+    from minimalrl.data import build_prompts
     from minimalrl.model.loading import load_policy
     from minimalrl.reward import verify_batch
 
@@ -326,10 +335,7 @@ def trl_worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     model, tokenizer = load_policy("smollm2-135m-instruct")
     load_seconds = time.perf_counter() - t0
-    problems = load_problems(
-        f"arithmetic:n={args.prompts}" if args.train_data == "arithmetic" else args.train_data,
-        limit=args.prompts,
-    )
+    problems = train_problems(args)
     prompts = build_prompts(tokenizer, problems)
     # The prompt text already holds the chat template's special tokens; TRL tokenizes plain-text
     # prompts with add_special_tokens=True, which adds nothing for SmolLM2: check it stays so.

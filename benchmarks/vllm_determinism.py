@@ -31,6 +31,9 @@ from minimalrl.model.loading import load_policy
 from minimalrl.rollout import SamplingParams, make_backend
 from minimalrl.rollout.vllm_engine import EngineSettings
 
+DTYPES = {"fp32": None, "bf16": torch.bfloat16}
+"""Engine dtype per precision (None: the model's own, float32)."""
+
 
 def _rows(ro) -> list[tuple[int, ...]]:
     valid = ro.response_mask_BR.bool()
@@ -45,7 +48,7 @@ def _compare(a: list[tuple[int, ...]], b: list[tuple[int, ...]]) -> dict:
 
 
 def measure(model, tok, ids, keys, precision: str, params: SamplingParams) -> dict:
-    dtype = {"fp32": None, "bf16": torch.bfloat16}[precision]
+    dtype = DTYPES[precision]
     engine = make_backend("vllm", model, tok, dtype)
     base = _rows(engine.generate(ids, params, keys))
     again = _rows(engine.generate(ids, params, keys))
@@ -83,7 +86,7 @@ def _counting_preemptions(engine) -> list[int]:
 
 def measure_preemption(model, tok, ids, keys, precision, params, small: int, large: int) -> dict:
     """The batch from an engine with `large` GiB of KV cache against one with `small`."""
-    dtype = {"fp32": None, "bf16": torch.bfloat16}[precision]
+    dtype = DTYPES[precision]
     rows, preempted = {}, {}
     for gib in (large, small):
         engine = make_backend("vllm", model, tok, dtype, EngineSettings(kv_cache_gib=gib))
