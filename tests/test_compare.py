@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
+import torch
 
 from minimalrl.cli import main
 from minimalrl.config import ConfigError, TrainConfig
@@ -129,6 +131,44 @@ def test_compare_says_when_the_same_model_path_holds_other_weights(tmp_path):
     with pytest.raises(ConfigError) as err:
         initial_scores(base, heldout, tmp_path)
     assert str(err.value).endswith("use another --output")
+
+
+def test_a_model_remade_to_rounding_is_accepted_a_retrained_one_is_not(
+    tiny_model_dir, tmp_path, capsys
+):
+    """Held to the recorded weights' sketch: 1e-7 of their norm away (what replayed rollouts
+    leave) pools, 1e-3 (training sent elsewhere) is refused, saying how far."""
+    from dataclasses import asdict
+
+    from transformers import AutoModelForCausalLM
+
+    from minimalrl.config_file import build_config
+    from minimalrl.eval.heldout import HeldOut
+    from minimalrl.eval.provenance import model_fingerprint, weights_sketch
+    from minimalrl.train.compare import initial_scores
+
+    heldout = HeldOut(data="arithmetic:n=8")
+    saved = {
+        "model": "m", "model_sha256": model_fingerprint(str(tiny_model_dir)),
+        "settings": asdict(heldout), "model_sketch": weights_sketch(str(tiny_model_dir)),
+    }  # fmt: skip
+    (tmp_path / "initial_eval.json").write_text(json.dumps(saved))
+    torch.manual_seed(0)
+    for scale, accepted in ((1e-7, True), (1e-3, False)):
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(1 + scale * torch.randn_like(p))
+        model.save_pretrained(tmp_path / f"remade_{scale}")
+        base = build_config(None, {"model": str(tmp_path / f"remade_{scale}")})
+        if accepted:
+            got = initial_scores(base, heldout, tmp_path)
+            assert got["initial_sha256"] == model_fingerprint(base.model) != saved["model_sha256"]
+            err = capsys.readouterr().err
+            assert re.search(r"but within 1(\.\d)?e-07 of its weights \(remade: rounding\)", err)
+        else:
+            with pytest.raises(ConfigError, match=r", 0\.00\d+ of their norm away"):
+                initial_scores(base, heldout, tmp_path)
 
 
 def test_compare_rejects_unknown_algorithm_or_control_before_training(tmp_path, capsys):
@@ -271,7 +311,7 @@ def test_the_findings_table_gives_the_verdict_at_the_first_seeds_and_on_all(tmp_
 
 
 def test_machine_record_names_the_cpu_and_its_rounding_flags(tmp_path):
-    from minimalrl.eval.heldout import machine_record
+    from minimalrl.eval.provenance import machine_record
 
     info = tmp_path / "cpuinfo"
     info.write_text(

@@ -9,11 +9,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -x .venv/bin/minimalrl ] || bash scripts/setup.sh
-# The initial model: the README's main command, seed 0 (deterministic kernels: the same weights on
-# this machine every time; initial_eval.json keeps their sha256 and compare refuses another).
-if [ ! -f runs/warm_start/checkpoints/iter_000018/policy/config.json ]; then
-  .venv/bin/minimalrl train --set seed=0 --output runs/warm_start --no-progress --resume auto
-fi
+# The initial model: the README's main command, seed 0, its rollouts replayed from the record
+# committed beside this script (made on 2026-12-07 by that command with rollout_record, on an AMD
+# EPYC with AVX512-BF16). There it remakes the weights bitwise; on a CPU whose kernels round
+# otherwise, to rounding (a sampled warm start would part at the first flipped token):
+# initial_eval.json keeps the weights' sha256 and a sketch of them, and compare refuses weights
+# further than REMADE_TOLERANCE from it.
+bash experiments/compare/warm_start.sh
 OUT=experiments/compare/results
 CORE="grpo,raft,raft++,reinforce,reinforce_rej,reinforce_drop_all_wrong,grpo:random_reward"
 EXTRA="raft++_no_clip,reinforce_rej_std,ppo,iterative_dpo:filtered=drop,dr_grpo"

@@ -11,6 +11,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 from minimalrl.algorithms.losses import AGGREGATIONS
 
@@ -251,6 +252,15 @@ class TrainConfig:
     KV cache, on the policy module itself) or "vllm" (a vLLM engine in this process, given the
     policy's weights after every update; `bash scripts/setup.sh --vllm` installs it).
     `minimalrl.rollout.BACKENDS` lists them."""
+    rollout_record: str = ""
+    """A file to append every rollout to (token ids and sampler log-probs of each generate
+    call, training and evaluation): what `rollout_replay` reads ("" = none). Resumes with the
+    run. `minimalrl.rollout.replay`."""
+    rollout_replay: str = ""
+    """A `rollout_record` file whose responses stand in for sampling ("" = sample): the same
+    tokens on any machine, so the weights trained on them differ from the recorded run's by
+    rounding only (not at all on its machine). A call it lacks (another config, seed, data or
+    model) stops the run, named. What the run logs of its samples is the recorded run's."""
     vllm_kv_cache_gib: int = 1
     """vllm on CPU: whole GiB of KV cache the engine allocates up front (`VLLM_CPU_KVCACHE_SPACE`,
     an integer; 1 GiB holds ~23,000 tokens of the default model)."""
@@ -351,6 +361,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {op} {bound}, got {value}")
 
     def _check_combinations(self) -> None:
+        if self.rollout_record and self.rollout_replay:
+            raise ConfigError("rollout_record and rollout_replay: one or the other")
+        if self.rollout_replay and not Path(self.rollout_replay).is_file():
+            raise ConfigError(f"rollout_replay: {self.rollout_replay}: no such file")
         if self.fsdp and self.rollout_precision != "fp32":
             raise ConfigError(
                 "rollout_precision: only fp32 with fsdp (samples from gathered shards)"

@@ -8,10 +8,8 @@ interval (`minimalrl.eval.findings`).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -45,45 +43,6 @@ class HeldOut:
             raise ValueError(f"held-out scoring needs n >= 1 and temperature > 0, got {self}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
-
-
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-"""The instruction sets that change how this machine's kernels round (and how fast bf16 is)."""
-
-
-def machine_record(cpuinfo: str | Path = "/proc/cpuinfo") -> dict:
-    """The CPU a result was made on: its model name and which of CPU_FLAGS it has. A trained model
-    is remade bitwise only where kernels round alike (a flipped sampled token sends a run
-    elsewhere), so results that must pool name their machine. Empty fields where unreadable."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return {"cpu": "", "flags": []}
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line and line.strip())
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    present = set(fields.get("flags", "").split())
-    return {"cpu": fields.get("model name", ""), "flags": [f for f in CPU_FLAGS if f in present]}
-
-
-def model_fingerprint(model: str) -> str:
-    """sha256 of a model's weight files (a folder's *.safetensors / *.bin / *.gguf), so that
-    results made from two different initial models are not mixed; the name itself for a model
-    that is not a local folder."""
-    from minimalrl.model.loading import resolve_model_path
-
-    path = Path(resolve_model_path(model))
-    files = sorted(
-        p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".gguf") and p.is_file()
-    )
-    if not files:
-        return f"name:{model}"
-    digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(path).as_posix().encode())
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def summarise_counts(counts_N: np.ndarray, n: int) -> dict:

@@ -52,6 +52,7 @@ from minimalrl.policy.reference import Reference
 from minimalrl.policy.steps import clip_and_step, idle_step, plan_micro_batches
 from minimalrl.policy.update import UpdateSettings, optimizer_steps, update
 from minimalrl.rollout import Rollout, SamplingParams, close_backend, make_backend
+from minimalrl.rollout.replay import rank_file
 from minimalrl.rollout.vllm_engine import EngineSettings
 from minimalrl.scale import fsdp
 from minimalrl.scale.distributed import DistContext, barrier, max_across
@@ -138,8 +139,9 @@ class Policy:
         )
         with self.gathered():  # an engine of its own takes the whole weights
             self.backend = make_backend(
-                cfg.rollout_backend, self.model, self.tokenizer, dtype, engine
-            )
+                cfg.rollout_backend, self.model, self.tokenizer, dtype, engine,
+                record=rank_file(cfg.rollout_record, ctx.rank), replay=cfg.rollout_replay,
+            )  # fmt: skip
 
     def _build_models(self) -> None:
         """Policy (optionally LoRA), reference, critic; sharded when `fsdp` is set."""

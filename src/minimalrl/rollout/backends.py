@@ -4,6 +4,9 @@ A backend is built from the policy module, its tokenizer, the sampling dtype (No
 own) and the engine settings (read by engines that allocate their own memory). Adding one is one
 constructor function and one entry in `BACKENDS`; it implements `RolloutBackend` (`generate`, and
 `sync_weights`, which the policy calls after every update).
+
+Any of them can write down what it samples (`record`), and a record can stand in for all of them
+(`replay`): `minimalrl.rollout.replay`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from transformers import PreTrainedTokenizerBase
 from minimalrl.model.loading import end_of_turn_ids
 from minimalrl.rollout.base import RolloutBackend
 from minimalrl.rollout.hf import HFBackend
+from minimalrl.rollout.replay import RecordingBackend, ReplayBackend
 from minimalrl.rollout.vllm_engine import EngineSettings
 
 BackendFactory = Callable[
@@ -58,11 +62,19 @@ def make_backend(
     tokenizer: PreTrainedTokenizerBase,
     dtype: torch.dtype | None = None,
     engine: EngineSettings | None = None,
+    *,
+    record: str = "",
+    replay: str = "",
 ) -> RolloutBackend:
-    """The backend registered as `name`, sampling from `model`."""
+    """The backend registered as `name`, sampling from `model`; each call's responses appended
+    to the file `record` when one is given; or, with `replay`, the responses recorded there
+    (nothing sampled, `name` unused)."""
     if name not in BACKENDS:
         raise ValueError(f"unknown rollout backend {name!r}; valid: {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name](model, tokenizer, dtype, engine or EngineSettings())
+    if replay:
+        return ReplayBackend(replay, tokenizer.pad_token_id, next(model.parameters()).device)
+    backend = BACKENDS[name](model, tokenizer, dtype, engine or EngineSettings())
+    return RecordingBackend(backend, record) if record else backend
 
 
 def close_backend(backend: RolloutBackend) -> None:

@@ -23,14 +23,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from minimalrl.config import ConfigError, TrainConfig
 from minimalrl.config_file import build_config, parse_assignments
 from minimalrl.eval.curve import check_score_every, score_curve
-from minimalrl.eval.heldout import HeldOut, machine_record, model_fingerprint, score_model
+from minimalrl.eval.heldout import HeldOut, score_model
 from minimalrl.eval.metrics import read_metrics
+from minimalrl.eval.provenance import (
+    machine_record,
+    model_fingerprint,
+    sketch_distance,
+    weights_sketch,
+)
 from minimalrl.eval.runspec import RunSpec
 from minimalrl.output import write_text_atomic
 
@@ -129,32 +136,51 @@ def rerun_command(args: argparse.Namespace) -> str:
 REMADE = (
     " (the same path holding other weights: a model trained again differs where the machine's"
     " kernels round differently, a flipped sampled token sending the run elsewhere, so runs"
-    " from it would not pool with those there; bring the model that made them)"
+    " from it would not pool with those there; bring the model that made them, or remake it by"
+    " replaying the rollouts it was trained on: rollout_replay)"
 )
+
+REMADE_TOLERANCE = 1e-5
+"""How far (`sketch_distance`) a model remade elsewhere may lie from the weights that made
+OUTPUT/initial_eval.json and still count as them. Replayed on the same tokens, rounding alone
+parts them; sampled again, they part by as much as training moved the weights (the default
+model's warm start moved them by 5e-4 of their norm): docs/concepts/rollouts.md, "Seeds"."""
 
 
 def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     """The initial model's held-out scores (at the eval temperature, and at the training
     temperature: the latter's mean is the control's coin), from OUTPUT/initial_eval.json when it
-    is there and was made from the same weights and settings."""
+    is there and was made from the same weights (bitwise, or remade to within REMADE_TOLERANCE)
+    and settings. Its `model_sha256` stays the recorded model's; each run's result names the
+    weights it started from (`initial_sha256`)."""
     path = output / "initial_eval.json"
     fingerprint = model_fingerprint(base.model)
     if path.is_file():
         saved = json.loads(path.read_text())
-        if saved["model_sha256"] != fingerprint or saved["settings"] != asdict(heldout):
+        same = saved["model_sha256"] == fingerprint
+        distance = 0.0 if same else _remade_distance(saved, base.model)
+        if saved["settings"] != asdict(heldout) or distance > REMADE_TOLERANCE:
             remade = saved["settings"] == asdict(heldout) and saved["model"] == base.model
+            far = f", {distance:.2g} of their norm away" if distance < float("inf") else ""
             raise ConfigError(
                 f"{path}: made from model {saved['model']} (sha256 {saved['model_sha256'][:12]}) "
                 f"with {saved['settings']}; this compare has {base.model} (sha256 "
-                f"{fingerprint[:12]}) with {asdict(heldout)}: use another --output"
+                f"{fingerprint[:12]}{far}) with {asdict(heldout)}: use another --output"
                 + (REMADE if remade else "")
             )
-        return saved
+        if not same:
+            print(
+                f"{base.model}: sha256 {fingerprint[:12]}, not {saved['model_sha256'][:12]}, but "
+                f"within {distance:.2g} of its weights (remade: rounding): its runs pool",
+                file=sys.stderr,
+            )
+        return {**saved, "initial_sha256": fingerprint}
     scores = score_model(base.model, base, heldout)
     at_train_t = score_model(base.model, base, heldout, temperature=base.temperature, greedy=False)
     scores.update(
         model=base.model,
         model_sha256=fingerprint,
+        model_sketch=weights_sketch(base.model),
         machine=machine_record(),
         train_temperature=base.temperature,
         train_temperature_counts=at_train_t["correct_counts"],
@@ -162,7 +188,13 @@ def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
     )
     output.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, json.dumps(scores) + "\n")
-    return scores
+    return {**scores, "initial_sha256": fingerprint}
+
+
+def _remade_distance(saved: dict, model: str) -> float:
+    """`sketch_distance` of `model` from the recorded weights (inf: no sketch to hold it to)."""
+    sketch = weights_sketch(model) if saved.get("model_sketch") else None
+    return float("inf") if sketch is None else sketch_distance(saved["model_sketch"], sketch)
 
 
 def run_one(
@@ -209,6 +241,7 @@ def run_one(
         "iterations": len(records),
         "optimizer_steps": int(sum(r.get("update/optimizer_steps", 0) for r in records)),
         "config": cfg.to_dict(),
+        "initial_sha256": initial["initial_sha256"],
         "after": last[0] if last else score_model(str(ckpt / "policy"), cfg, heldout),
         **({"score_every": score_every} if score_every else {}),
     }

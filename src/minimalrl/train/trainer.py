@@ -44,7 +44,7 @@ from minimalrl.trackers import TrackedRun, Trackers
 from minimalrl.train.resume import check_config, resume_point
 
 # What each derived seed is for: derive_seed(cfg.seed, epoch or iteration, purpose).
-DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES, MORE_PROMPTS = 1, 2, 3, 4, 5
+DATA_ORDER, SAMPLING, PAIRS, MINIBATCHES, MORE_PROMPTS, EVALUATION = 1, 2, 3, 4, 5, 6
 # Settings a resumed run may change: where its metrics are mirrored changes nothing it computes.
 TRACKER_FIELDS = ("report_to", "run_name", "run_group", "tracker_project")
 
@@ -273,16 +273,21 @@ class Trainer:
         }
 
     # ----------------------------------------------------------------- eval
-    def evaluate(self) -> float | None:
-        """Greedy accuracy on the held-out set (None when there is none)."""
+    def evaluate(self, done: int = 0) -> float | None:
+        """Greedy accuracy on the held-out set after `done` iterations (None when there is no
+        held-out set)."""
         if not self.eval_problems:
             return None
         with self.policy.gathered():  # every rank gathers; rank 0 evaluates alone
-            return self._evaluate_gathered() if self.ctx.is_main else None
+            return self._evaluate_gathered(done) if self.ctx.is_main else None
 
-    def _evaluate_gathered(self) -> float | None:
+    def _evaluate_gathered(self, done: int) -> float | None:
         cfg, policy = self.cfg, self.policy
-        settings = EvalSettings.from_config(cfg, batch_size=max(cfg.micro_batch_size, 64))
+        # The seed moves no greedy answer; one per iteration tells a rollout record's
+        # evaluations of different weights apart (`minimalrl.rollout.replay`).
+        seed = derive_seed(cfg.seed, done, EVALUATION)
+        batch = max(cfg.micro_batch_size, 64)
+        settings = EvalSettings.from_config(cfg, batch_size=batch, seed=seed)
         result = evaluate(
             policy.model, policy.tokenizer, self.eval_problems, settings,
             backend=policy.backend, progress=False,
@@ -297,7 +302,7 @@ class Trainer:
         if self.progress and done == 0:
             n = len(self.eval_problems)
             tqdm.write(f"evaluating the initial model on {n} held-out problems")
-        accuracy = self.evaluate()
+        accuracy = self.evaluate(done)
         if self.progress and accuracy is not None:
             tqdm.write(
                 f"held-out accuracy after {done} iterations: {accuracy:.1%} "
