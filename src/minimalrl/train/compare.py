@@ -144,8 +144,9 @@ REMADE_TOLERANCE = 1e-5
 """How far (`sketch_distance`) a model remade elsewhere may lie from the weights that made
 OUTPUT/initial_eval.json and still count as them. Replayed on the same tokens, rounding alone
 parts them (the default model's warm start under other kernels: 1.8e-8); sampled again, they
-part by as much as training moved the weights (that warm start moved them by 4.9e-4 of their
-norm): docs/concepts/rollouts.md, "Recorded and replayed"."""
+part by about as much as training moved the weights (the same warm start sampled under those
+kernels: 1.9e-4; training moved them by 4.9e-4 of their norm): docs/concepts/rollouts.md,
+"Recorded and replayed"."""
 
 
 def initial_scores(base: TrainConfig, heldout: HeldOut, output: Path) -> dict:
