@@ -84,6 +84,11 @@ class RolloutBackend(Protocol):
         ...
 
 
+def keys_of(prompt_token_ids: list[list[int]], prompt_keys: list[int] | None) -> list[int]:
+    """The prompts' seeding keys: the given ones, else their positions in the list."""
+    return list(range(len(prompt_token_ids))) if prompt_keys is None else list(prompt_keys)
+
+
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from several integers (seed, iteration, purpose; or seed, prompt, sample).
 

@@ -24,7 +24,7 @@ from minimalrl.model.fast.support import (
     with_cache,
 )
 from minimalrl.model.logprobs import logprob_temperature, position_ids_from_mask
-from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
+from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, keys_of, pad_left
 
 
 def row_generators(
@@ -145,7 +145,7 @@ class HFBackend:
         device = next(self.model.parameters()).device
         prompt_ids, prompt_mask = pad_left(prompt_token_ids, self.pad_token_id)
         prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
-        keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
+        keys = keys_of(prompt_token_ids, prompt_keys)
         generators = row_generators(params.seed, keys, params.n, device)
         forward, modules = self._forward()
         rows = len(prompt_token_ids) * params.n

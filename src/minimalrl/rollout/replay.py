@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from minimalrl.rollout.base import Rollout, RolloutBackend, SamplingParams, pad_left
+from minimalrl.rollout.base import Rollout, RolloutBackend, SamplingParams, keys_of, pad_left
 
 
 class ReplayError(ValueError):
@@ -106,7 +106,7 @@ class RecordingBackend:
         prompt_keys: list[int] | None = None,
     ) -> Rollout:
         ro = self.inner.generate(prompt_token_ids, params, prompt_keys)
-        keys = list(range(len(prompt_token_ids))) if prompt_keys is None else list(prompt_keys)
+        keys = keys_of(prompt_token_ids, prompt_keys)
         key = call_key(prompt_token_ids, keys, params)
         ids, logps = _rows(ro)
         if key in self._calls:  # a resumed run sampling again what it sampled before
@@ -153,7 +153,7 @@ class ReplayBackend:
         params: SamplingParams,
         prompt_keys: list[int] | None = None,
     ) -> Rollout:
-        keys = list(range(len(prompt_token_ids))) if prompt_keys is None else list(prompt_keys)
+        keys = keys_of(prompt_token_ids, prompt_keys)
         call = self.calls.get(call_key(prompt_token_ids, keys, params))
         if call is None:
             raise ReplayError(

@@ -43,7 +43,7 @@ from torch.distributed.tensor import DTensor
 from transformers import PreTrainedTokenizerBase
 
 from minimalrl.model.fast.support import model_class, unwrap
-from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, pad_left
+from minimalrl.rollout.base import Rollout, SamplingParams, derive_seed, keys_of, pad_left
 
 INSTALL = "bash scripts/setup.sh --vllm  (or: pip install 'minimalrl[vllm]' torch==2.13.0)"
 
@@ -236,7 +236,7 @@ class VLLMBackend:
         from vllm import SamplingParams as VSamplingParams
         from vllm import TokensPrompt
 
-        keys = list(range(len(prompt_token_ids))) if prompt_keys is None else prompt_keys
+        keys = keys_of(prompt_token_ids, prompt_keys)
         prompts, requests = [], []
         for ids, key in zip(prompt_token_ids, keys):
             for j in range(params.n):
