@@ -1,5 +1,6 @@
 """Does a run made again from nothing match the committed one? Every logged number but the
-timings, and every held-out outcome (per problem: correct samples of n, and the greedy verdict).
+timings, and every held-out outcome (per problem: correct samples of n, and the greedy verdict);
+and, when the rerun's compare scored the initial model itself, that scoring's outcomes and sha256.
 
     python experiments/compare/check_rerun.py experiments/compare/results/runs/grpo_seed3 \
         experiments/compare/rerun_check/runs/grpo_seed3
@@ -37,11 +38,28 @@ def differences(committed: Path, rerun: Path) -> tuple[int, list[str]]:
             if a.get(key) != b.get(key):
                 diffs.append(f"record {i} {key}: {a.get(key)!r} vs {b.get(key)!r}")
     after = [json.loads((d / "final_eval.json").read_text())["after"] for d in (committed, rerun)]
-    for key in ("correct_counts", "greedy_correct", "avg_at_n", "pass_at_k", "greedy"):
-        values = [a.get(key) for a in after]
+    more, found = _outcomes("final_eval", after, SCORES)
+    compared, diffs = compared + more, diffs + found
+    # The initial model's scoring, when the rerun's compare made its own (from nothing).
+    initial = [run.parent.parent / "initial_eval.json" for run in (committed, rerun)]
+    if all(p.is_file() for p in initial):
+        scored = [json.loads(p.read_text()) for p in initial]
+        more, found = _outcomes("initial_eval", scored, INITIAL)
+        compared, diffs = compared + more, diffs + found
+    return compared, diffs
+
+
+SCORES = ("correct_counts", "greedy_correct", "avg_at_n", "pass_at_k", "greedy")
+INITIAL = (*SCORES, "model_sha256", "train_temperature_counts", "train_temperature_avg")
+
+
+def _outcomes(what: str, pair: list[dict], keys: tuple[str, ...]) -> tuple[int, list[str]]:
+    compared, diffs = 0, []
+    for key in keys:
+        values = [a.get(key) for a in pair]
         compared += len(values[0]) if isinstance(values[0], list) else 1
         if values[0] != values[1]:
-            diffs.append(f"final_eval {key}: differs")
+            diffs.append(f"{what} {key}: differs")
     return compared, diffs
 
 
