@@ -15,6 +15,9 @@ import sys
 from pathlib import Path
 
 TIMINGS = ("seconds", "tokens_per_second")  # a key holding one of these is a timing
+# The held-out outcomes compared: of a run, and of the initial model (with its weights' hash).
+SCORES = ("correct_counts", "greedy_correct", "avg_at_n", "pass_at_k", "greedy")
+INITIAL = (*SCORES, "model_sha256", "train_temperature_counts", "train_temperature_avg")
 
 
 def _is_timing(key: str) -> bool:
@@ -47,10 +50,6 @@ def differences(committed: Path, rerun: Path) -> tuple[int, list[str]]:
         more, found = _outcomes("initial_eval", scored, INITIAL)
         compared, diffs = compared + more, diffs + found
     return compared, diffs
-
-
-SCORES = ("correct_counts", "greedy_correct", "avg_at_n", "pass_at_k", "greedy")
-INITIAL = (*SCORES, "model_sha256", "train_temperature_counts", "train_temperature_avg")
 
 
 def _outcomes(what: str, pair: list[dict], keys: tuple[str, ...]) -> tuple[int, list[str]]:
