@@ -284,6 +284,34 @@ def test_a_per_run_finding_on_one_seed_has_no_interval_and_no_verdict(tmp_path):
     assert runs.measure(overtakes).ci95 == (0.0, 0.0)  # per problem: the held-out set resampled
 
 
+def test_a_per_run_finding_whose_seeds_agree_exactly_has_no_interval(tmp_path):
+    from minimalrl.eval.findings import FINDINGS
+    from minimalrl.eval.report.runs import Runs, measure_findings
+    from minimalrl.eval.report.tables import findings_table
+
+    # Early training accuracy moves in steps of 1/(iterations' samples): RAFT++ − GRPO is +0.25 at
+    # both seeds (0.75 vs 0.5 over the first quarter). Two equal numbers are no evidence that the
+    # spread is 0 (the t interval from them would be the point +0.25 and a verdict "holds").
+    initial = {"n": 2, "correct_counts": [0, 1, 2]}
+    results = []
+    for seed in (0, 1):
+        for name, accuracy in (("raft++", 0.75), ("grpo", 0.5)):
+            run = tmp_path / "runs" / f"{name}_seed{seed}"
+            run.mkdir(parents=True)
+            rows = [{"iteration": i, "accuracy": accuracy, "entropy": 0.3} for i in range(1, 5)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            results.append({"run": name, "seed": seed, "after": {"correct_counts": [1, 1, 2]}})
+    runs = Runs(tmp_path, results, initial)
+    early = next(f for f in FINDINGS if f.name == "raft++_fastest_early")
+    res = runs.measure(early)
+    assert res.effect == pytest.approx(0.25) and res.seeds == 2
+    assert res.ci95 == (-np.inf, np.inf) and res.verdict == "inconclusive"
+    m = next(m for m in measure_findings(runs) if m.finding.name == "raft++_fastest_early")
+    assert m.settle.seeds is None and m.settle.why == "needs seeds that differ to estimate"
+    row = next(line for line in findings_table([m]) if "fastest early" in line)
+    assert "| +25.0 | none (equal at every seed: no spread) | **inconclusive** |" in row
+
+
 def test_the_findings_table_gives_the_verdict_at_the_first_seeds_and_on_all(tmp_path):
     from minimalrl.eval.report.runs import FIRST_SEEDS, Runs, measure_findings
     from minimalrl.eval.report.tables import findings_table

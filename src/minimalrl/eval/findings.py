@@ -157,12 +157,18 @@ def t_quantile(parts: list[tuple[float, int]]) -> float:
 
 
 def _contrast_interval(d_SN: np.ndarray) -> tuple[float, float]:
-    """95% interval of the mean of a table of (paired) scores."""
+    """95% interval of the mean of a table of (paired) scores; (-inf, inf) where there is no
+    spread to estimate: one cell, or one number per run equal at every seed. Such numbers are few
+    and discrete (early accuracy moves in steps of 1/224), so two seeds can agree exactly by chance
+    (RAFT++ − GRPO was 4/224 at seeds 0 and 1 of the remade grid); a table of problems with no
+    spread at all is a constant paired difference (the same run twice: exactly 0), a point."""
     if d_SN.size == 1:
         return -np.inf, np.inf
     parts = variance_parts(d_SN, d_SN)
     var = sum(v for v, _ in parts)
-    if var == 0:  # no spread at all: the mean is what it is
+    if var == 0 and d_SN.shape[1] == 1:
+        return -np.inf, np.inf
+    if var == 0:  # no spread over seeds and problems: the mean is what it is
         return float(d_SN.mean()), float(d_SN.mean())
     half = t_quantile(parts) * np.sqrt(var)
     return float(d_SN.mean() - half), float(d_SN.mean() + half)

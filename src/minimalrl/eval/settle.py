@@ -27,7 +27,8 @@ of the residual x − r̂·y at S seeds, go into Fieller's quadratic.
 
 A finding on one seed has no seed-to-seed variance, and var_problem and var_cell cannot be told
 apart: it needs 2+ seeds to estimate (nothing is lent from other runs, whose spread differs: the
-random-reward control's seeds spread over 8 points, GRPO's over 1).
+random-reward control's seeds spread over 8 points, GRPO's over 1). Nor can a finding of one
+number per run whose seeds all gave the same difference (it has no interval either).
 """
 
 from __future__ import annotations
@@ -162,6 +163,8 @@ def seeds_to_settle(
     """The fewest seeds (2 to `max_seeds`) whose expected interval decides the claim."""
     if sp.seed is None:
         return Settle(None, "", "needs ≥ 2 seeds to estimate")
+    if sp.problems == 1 and sp.seed[0] == 0:  # no interval now either (findings._contrast_interval)
+        return Settle(None, "", "needs seeds that differ to estimate")
     if not math.isfinite(sp.effect):
         return Settle(None, "", "none feasible (the effect is undefined)")
     for seeds in range(2, max_seeds + 1):

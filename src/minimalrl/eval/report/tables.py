@@ -177,9 +177,10 @@ def curve_table(runs: Runs, names: list[str], seeds: list[int]) -> list[str]:
 
 
 def _no_interval(f: Finding, res: FindingResult) -> str:
-    if f.measure != "after" and res.seeds < 2:
-        return "none (one run each)"
-    return "undefined (b's gain ~ 0)"
+    """Why a finding's interval is unbounded (`minimalrl.eval.findings.effect_interval`)."""
+    if f.measure != "after":
+        return "none (one run each)" if res.seeds < 2 else "none (equal at every seed: no spread)"
+    return "unbounded (b's gain not clear of 0 at Fieller's t)"
 
 
 def _ratio(v: float) -> str:
