@@ -312,6 +312,38 @@ def test_a_per_run_finding_whose_seeds_agree_exactly_has_no_interval(tmp_path):
     assert "| +25.0 | none (equal at every seed: no spread) | **inconclusive** |" in row
 
 
+def test_the_per_seed_table_lists_each_seeds_numbers_in_seed_order(tmp_path):
+    from minimalrl.eval.report.runs import Runs
+    from minimalrl.eval.report.tables import seeds_table
+
+    # n = 2 samples on 3 problems: correct counts (2, 1, 0) are avg@2 50%, (2, 2, 1) 83.3%. Eight
+    # iterations: the early quarter is iterations 1-2, the late one 7-8.
+    initial = {"n": 2, "correct_counts": [0, 1, 2], "greedy_correct": [0, 1, 1]}
+    results = []
+    for seed, counts, greedy in ((1, [2, 2, 1], [1, 1, 1]), (0, [2, 1, 0], [1, 0, 0])):
+        run = tmp_path / "runs" / f"grpo_seed{seed}"
+        run.mkdir(parents=True)
+        rows = [
+            {"iteration": i, "accuracy": i / 10, "entropy": 0.5 - i / 100 - seed / 10,
+             "response_length": 20 - i}
+            for i in range(1, 9)
+        ]  # fmt: skip
+        del rows[7]["response_length"], rows[6]["response_length"]  # only iterations 1-6 have one
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        after = {"correct_counts": counts, "greedy_correct": greedy}
+        results.append({"run": "grpo", "seed": seed, "after": after})
+    table = seeds_table(Runs(tmp_path, results, initial), ["grpo", "raft"])
+    assert table[0] == (
+        "| run | seeds (in order) | avg@2 | greedy | early training accuracy | late entropy | "
+        "late response length |"
+    )
+    # early accuracy (0.1 + 0.2) / 2; late entropy (0.43 + 0.42) / 2 − seed / 10; of the 6
+    # records with a length the last quarter (1) is iteration 6's 14.
+    assert table[2:] == [
+        "| grpo | 0, 1 | 50.0, 83.3 | 33.3, 100.0 | 15.0, 15.0 | 0.425, 0.325 | 14.0, 14.0 |"
+    ]
+
+
 def test_the_findings_table_gives_the_verdict_at_the_first_seeds_and_on_all(tmp_path):
     from minimalrl.eval.report.runs import FIRST_SEEDS, Runs, measure_findings
     from minimalrl.eval.report.tables import findings_table

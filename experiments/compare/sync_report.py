@@ -19,6 +19,7 @@ REPORT = Path(__file__).resolve().parents[1] / "REPORT.md"
 # A table of the generated report, by the start of its header row (minimalrl.eval.report.tables).
 TABLES = {
     "results": "| run | seeds |",
+    "seeds": "| run | seeds (in order) |",
     "ablations": "| run | against |",
     "findings": "| finding (the paper) |",
     "long arm": "| iteration | optimizer steps |",

@@ -22,6 +22,7 @@ from minimalrl.eval.report.tables import (
     curve_table,
     findings_table,
     results_table,
+    seeds_table,
 )
 from minimalrl.output import write_text_atomic
 
@@ -53,6 +54,12 @@ def write_report(
         "## Results",
         "",
         *results_table(runs, names),
+        "",
+        "### Per seed",
+        "",
+        prose.PER_SEED,
+        "",
+        *seeds_table(runs, names),
         "",
         *ablations_table(runs, names),
         "## The paper's findings at this scale",

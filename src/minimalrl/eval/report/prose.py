@@ -54,6 +54,13 @@ def regime(runs: Runs) -> list[str]:
     ]
 
 
+PER_SEED = (
+    "Each run at each seed, in seed order: held-out avg@n and greedy (%), and the training "
+    "numbers the findings read, the mean over the first (early) or last (late) quarter of its "
+    "iterations. Their spread over seeds is what enters every interval, through t."
+)
+
+
 FINDINGS_PREFACE = (
     "A verdict reads the interval only. With one seed an interval covers the held-out "
     "problems (evaluation noise), not the spread between training runs, and a finding "

@@ -70,8 +70,11 @@ class Runs:
         return self._metrics[name, seed]
 
     def curve_value(self, name: str, seed: int, key: str, part: str) -> float:
-        """Mean of a metric over the first ("early") or last ("late") quarter of iterations."""
+        """Mean of a metric over the first ("early") or last ("late") quarter of iterations
+        (NaN where no record has it)."""
         records = [r for r in self.metrics(name, seed) if r.get(key) is not None]
+        if not records:
+            return float("nan")
         q = max(1, len(records) // 4)
         chosen = records[:q] if part == "early" else records[-q:]
         return float(np.mean([r[key] for r in chosen]))

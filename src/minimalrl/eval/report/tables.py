@@ -1,4 +1,5 @@
-"""The report's tables: results per run, ablations, and the paper's findings with their verdicts."""
+"""The report's tables: results per run and per seed, ablations, and the paper's findings with
+their verdicts."""
 
 from __future__ import annotations
 
@@ -62,6 +63,40 @@ def results_table(runs: Runs, names: list[str]) -> list[str]:
         cells += [_ci(*mean_interval(runs.table(name, seeds, f"pass@{k}"))) for k in ks]
         greedy = runs.has_greedy((name,), seeds)
         cells += [_ci(*mean_interval(runs.table(name, seeds, "greedy"))) if greedy else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+# The per-seed table's training numbers: (column, metric, quarter of the iterations, format).
+PER_SEED_METRICS = (
+    ("early training accuracy", "accuracy", "early", pct),
+    ("late entropy", "entropy", "late", lambda v: f"{v:.3f}"),
+    ("late response length", "response_length", "late", lambda v: f"{v:.1f}"),
+)
+
+
+def seeds_table(runs: Runs, names: list[str]) -> list[str]:
+    """Each run's numbers at each of its seeds, in seed order: held-out avg@n and greedy, and the
+    training numbers the findings read (the mean over the first or last quarter of iterations).
+    The seeds' spread is what enters every interval through t."""
+    head = ["run", "seeds (in order)", f"avg@{runs.n}", "greedy"]
+    head += [column for column, *_ in PER_SEED_METRICS]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name in names:
+        seeds = runs.seeds(name)
+        if not seeds:
+            continue
+        cells = [name, ", ".join(map(str, seeds))]
+        cells.append(", ".join(pct(v) for v in runs.table(name, seeds).mean(axis=1)))
+        greedy = runs.has_greedy((name,), seeds)
+        cells.append(
+            ", ".join(pct(v) for v in runs.table(name, seeds, "greedy").mean(axis=1))
+            if greedy
+            else "-"
+        )
+        for _, key, part, fmt in PER_SEED_METRICS:
+            values = [runs.curve_value(name, s, key, part) for s in seeds]
+            cells.append(", ".join(fmt(v) if math.isfinite(v) else "-" for v in values))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
