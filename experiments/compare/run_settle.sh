@@ -12,10 +12,10 @@
 #   bash experiments/compare/run_settle.sh   # core seed 0, the rerun check, core seeds 1-2,
 #                                            # long arm seed 0, core to 6, long arm to 3, extras to 3
 #   SEEDS_LATE="6 7" bash experiments/compare/run_settle.sh   # and the core to 8 seeds
+#   REPORT_ONLY=1 bash experiments/compare/run_settle.sh      # the report of the runs finished
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -x .venv/bin/minimalrl ] || bash scripts/setup.sh
-bash experiments/compare/warm_start.sh
 MRL="nice -n 19 .venv/bin/minimalrl"
 OUT=experiments/compare/results
 CORE="grpo,raft,raft++,reinforce,reinforce_rej,reinforce_drop_all_wrong,grpo:random_reward"
@@ -26,6 +26,11 @@ DROP="$DROP,reinforce_drop_all_wrong:filtered=drop,grpo:filtered=drop,reinforce:
 LONG="grpo:iterations=120,raft++:iterations=120"
 compare() { $MRL compare --config experiments/compare/config.yaml --eval-n 4 \
   --output "$OUT" --no-progress "$@"; }
+# The report from every finished run (as run.sh's last line, with the new seeds and the long arm):
+# OUT/report.md, summary.json and figures/, which experiments/REPORT.md's tables come from.
+report() { compare --algos "$CORE,$EXTRA,$DROP,$LONG" --seeds 0,1,2,3,4,5,6,7 --report-only; }
+if [ -n "${REPORT_ONLY:-}" ]; then report; exit; fi   # REPORT_ONLY=1: the report alone
+bash experiments/compare/warm_start.sh
 # The core set, seed by seed: at 3 seeds the first grid's bar, at 6 this issue's.
 compare --algos "$CORE" --seeds 0
 # One run of the remade grid made again from nothing in a fresh clone (its own warm start and
@@ -60,5 +65,4 @@ done
 for seed in ${SEEDS_LATE:-}; do
   compare --algos "$CORE" --seeds "$seed"
 done
-# The report from every finished run (as run.sh's last line, with the new seeds and the long arm).
-compare --algos "$CORE,$EXTRA,$DROP,$LONG" --seeds 0,1,2,3,4,5,6,7 --report-only
+report
