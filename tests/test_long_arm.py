@@ -13,6 +13,7 @@ from minimalrl.cli import main
 from minimalrl.config import TrainConfig
 from minimalrl.eval.curve import CURVE_FILE, read_curve
 from minimalrl.eval.report import write_report
+from minimalrl.eval.report.prose import costs
 from minimalrl.eval.report.runs import (
     LONG_ARM,
     Runs,
@@ -116,13 +117,14 @@ def _fake_run(out: Path, name: str, seed: int, counts: list[list[int]], *, finis
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     points = [
         {"iteration": it, "optimizer_steps": 2 * it,
-         "scores": {"correct_counts": c, "greedy_correct": [int(x > 0) for x in c]}}
+         "scores": {"correct_counts": c, "greedy_correct": [int(x > 0) for x in c],
+                    "seconds": 3.0}}
         for it, c in zip((2, 4), counts, strict=False)
     ]  # fmt: skip
     (run / CURVE_FILE).write_text(json.dumps({"every": 2, "points": points}))
     spec = RunSpec.parse(name)
     after = {**points[-1]["scores"], "avg_at_n": float(np.mean(counts[-1]) / 2),
-             "pass_at_k": {"1": 0.5, "2": 0.5}, "greedy": 0.5, "seconds": 1.0}  # fmt: skip
+             "pass_at_k": {"1": 0.5, "2": 0.5}, "greedy": 0.5}  # fmt: skip
     result = {"run": name, "algo": spec.algo, "seed": seed, "control": None,
               "settings": dict(spec.settings), "iterations": 4, "optimizer_steps": 8,
               "config": {}, "after": after}  # fmt: skip
@@ -178,3 +180,23 @@ def test_the_report_follows_the_long_arm_while_it_runs(tmp_path):
     row = next(f for f in json.loads((tmp_path / "summary.json").read_text())["findings"]
                if f["name"] == LONG_ARM.name)  # fmt: skip
     assert row["effect"] == pytest.approx(0.25) and row["seeds"] == 1
+
+
+def test_the_cost_per_run_is_given_for_each_run_length_apart(tmp_path):
+    """A run 4x as long is not averaged with the short ones; scoring along training costs each
+    point (the last one is the final score, not scored again)."""
+    long = _fake_run(tmp_path, LONG_ARM.a, 0, [[1, 1, 2, 0], [2, 2, 2, 1]], finish=True)
+    short_dir = tmp_path / "runs" / RunSpec.parse("grpo").dir_name(0)
+    short_dir.mkdir(parents=True)
+    (short_dir / "metrics.jsonl").write_text(
+        json.dumps({"iteration": 1, "rollout_seconds": 9.0, "update_seconds": 3.0}) + "\n"
+    )
+    short = {**long, "run": "grpo", "settings": {}, "iterations": 1, "optimizer_steps": 2,
+             "after": {**long["after"], "seconds": 1.5}}  # fmt: skip
+    line = costs(Runs(tmp_path, [long, short], INITIAL), [long, short], "RERUN")
+    # training: 12 s, and 1 + 2 + 3 + 4 s; scoring: 1.5 s, and 2 points x 3 s
+    assert line.startswith(
+        "Cost per run at 1 iterations (mean of 1): training 0.2 min, held-out scoring 0.0 min; "
+        "at 4 iterations (mean of 1): training 0.2 min, held-out scoring 0.1 min (up to 2 points "
+        "along training); the initial model was scored once (0.0 min)."
+    )

@@ -91,18 +91,32 @@ def budget(results: list[dict]) -> str:
 
 
 def costs(runs: Runs, results: list[dict], rerun: str) -> str:
-    """What training and scoring cost per run (evaluation should not cost more than training)."""
+    """What training and scoring cost per run, for each run length apart (a run 4x as long costs
+    about 4x: one mean over both would describe neither); a run scored along training pays for
+    each point (evaluation should not cost more than training)."""
     if not results:
         return "No run has finished yet."
-    train_s = [
-        sum(m.get("rollout_seconds", 0) + m.get("update_seconds", 0)
-            for m in runs.metrics(r["run"], r["seed"]))
-        for r in results
-    ]  # fmt: skip
-    eval_s = [r["after"]["seconds"] for r in results]
+    parts = []
+    for iterations in sorted({r["iterations"] for r in results}):
+        group = [r for r in results if r["iterations"] == iterations]
+        train_s = [
+            sum(m.get("rollout_seconds", 0) + m.get("update_seconds", 0)
+                for m in runs.metrics(r["run"], r["seed"]))
+            for r in group
+        ]  # fmt: skip
+        points = [runs.curves(r["run"], [r["seed"]]).get(r["seed"]) for r in group]
+        eval_s = [  # along training the last point is the final score, not scored again
+            sum(p["scores"]["seconds"] for p in ps) if ps else r["after"]["seconds"]
+            for r, ps in zip(group, points, strict=True)
+        ]
+        along = max((len(ps) for ps in points if ps), default=0)
+        parts.append(
+            f"{iterations} iterations (mean of {len(group)}): training "
+            f"{np.mean(train_s) / 60:.1f} min, held-out scoring {np.mean(eval_s) / 60:.1f} min"
+            + (f" (up to {along} points along training)" if along else "")
+        )
     return (
-        f"Cost per run (mean of {len(results)}): training {np.mean(train_s) / 60:.1f} min, "
-        f"held-out scoring {np.mean(eval_s) / 60:.1f} min; the initial model was scored once "
+        f"Cost per run at {'; at '.join(parts)}; the initial model was scored once "
         f"({runs.initial['seconds'] / 60:.1f} min). Rerun one run from nothing: `{rerun}` (a "
         "copy of initial_eval.json in NEW_DIR saves scoring the initial model again; its weights' "
         "sha256 is still checked); the same seed gives the same numbers on the same machine "
