@@ -177,6 +177,8 @@ def test_the_report_follows_the_long_arm_while_it_runs(tmp_path):
     assert f"| {a} − {b}: Δ avg@2 | Δ greedy |" in report
     assert "| 4 | 8 | 87.5 [" in report  # a at iteration 4: one seed
     assert (tmp_path / "figures/heldout_along_training.png").is_file()
+    # the training curves of the long arm are its own set; "all" (the shared run length) is empty
+    assert "### Curves: long_arm" in report and "### Curves: all" not in report
     row = next(f for f in json.loads((tmp_path / "summary.json").read_text())["findings"]
                if f["name"] == LONG_ARM.name)  # fmt: skip
     assert row["effect"] == pytest.approx(0.25) and row["seeds"] == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from minimalrl.eval.plots import ScoreCurve, plot_bands, plot_histogram, plot_score_curves
 from minimalrl.eval.report.runs import LONG_ARM, Runs, pooled_curve
+from minimalrl.eval.runspec import RunSpec
 
 CURVES = (
     ("accuracy", "training accuracy (rollouts)"),
@@ -49,14 +50,17 @@ FIGURES = {
 
 def curve_figures(runs: Runs, names: list[str], fig_dir: Path) -> list[str]:
     lines = []
-    sets = {"all": tuple(names), **FIGURES}
+    # "all": the runs of the shared length; a longer one (the long arm) would squeeze them into
+    # the first part of the x axis, and has its own set
+    shared = tuple(n for n in names if "iterations" not in dict(RunSpec.parse(n).settings))
+    sets = {"all": shared, **FIGURES}
     for set_name, members in sets.items():
         groups = {
             n: [runs.metrics(n, s) for s in runs.seeds(n)]
             for n in names
             if n in members and runs.seeds(n)
         }
-        if len(groups) < 2 and set_name != "all":
+        if not groups or (len(groups) < 2 and set_name != "all"):
             continue
         lines.append(f"\n### Curves: {set_name} (mean over seeds; band: lowest to highest seed)\n")
         for key, label in CURVES:
