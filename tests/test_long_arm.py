@@ -195,10 +195,14 @@ def test_the_cost_per_run_is_given_for_each_run_length_apart(tmp_path):
     )
     short = {**long, "run": "grpo", "settings": {}, "iterations": 1, "optimizer_steps": 2,
              "after": {**long["after"], "seconds": 1.5}}  # fmt: skip
-    line = costs(Runs(tmp_path, [long, short], INITIAL), [long, short], "RERUN")
-    # training: 12 s, and 1 + 2 + 3 + 4 s; scoring: 1.5 s, and 2 points x 3 s
+    # scored along training at iteration 2 only: its end was scored apart, in 15 s
+    cut = _fake_run(tmp_path, LONG_ARM.b, 0, [[1, 1, 2, 0]], finish=True)
+    cut["after"]["seconds"] = 15.0
+    results = [long, short, cut]
+    line = costs(Runs(tmp_path, results, INITIAL), results, "RERUN")
+    # training: 12 s, and 1 + 2 + 3 + 4 s each; scoring: 1.5 s, and 2 points x 3 s, 3 + 15 s
     assert line.startswith(
         "Cost per run at 1 iterations (mean of 1): training 0.2 min, held-out scoring 0.0 min; "
-        "at 4 iterations (mean of 1): training 0.2 min, held-out scoring 0.1 min (up to 2 points "
+        "at 4 iterations (mean of 2): training 0.2 min, held-out scoring 0.2 min (up to 2 points "
         "along training); the initial model was scored once (0.0 min)."
     )

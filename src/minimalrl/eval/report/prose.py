@@ -105,8 +105,9 @@ def costs(runs: Runs, results: list[dict], rerun: str) -> str:
             for r in group
         ]  # fmt: skip
         points = [runs.curves(r["run"], [r["seed"]]).get(r["seed"]) for r in group]
-        eval_s = [  # along training the last point is the final score, not scored again
-            sum(p["scores"]["seconds"] for p in ps) if ps else r["after"]["seconds"]
+        eval_s = [  # a point at the run's end is its final score, not scored again
+            sum(p["scores"]["seconds"] for p in ps or [])
+            + (0 if any(p["iteration"] == iterations for p in ps or []) else r["after"]["seconds"])
             for r, ps in zip(group, points, strict=True)
         ]
         along = max((len(ps) for ps in points if ps), default=0)
