@@ -104,13 +104,13 @@ def costs(runs: Runs, results: list[dict], rerun: str) -> str:
                 for m in runs.metrics(r["run"], r["seed"]))
             for r in group
         ]  # fmt: skip
-        points = [runs.curves(r["run"], [r["seed"]]).get(r["seed"]) for r in group]
+        points = [runs.curves(r["run"], [r["seed"]]).get(r["seed"], []) for r in group]
         eval_s = [  # a point at the run's end is its final score, not scored again
-            sum(p["scores"]["seconds"] for p in ps or [])
-            + (0 if any(p["iteration"] == iterations for p in ps or []) else r["after"]["seconds"])
+            sum(p["scores"]["seconds"] for p in ps)
+            + (0 if any(p["iteration"] == iterations for p in ps) else r["after"]["seconds"])
             for r, ps in zip(group, points, strict=True)
         ]
-        along = max((len(ps) for ps in points if ps), default=0)
+        along = max(map(len, points))
         parts.append(
             f"{iterations} iterations (mean of {len(group)}): training "
             f"{np.mean(train_s) / 60:.1f} min, held-out scoring {np.mean(eval_s) / 60:.1f} min"
